@@ -1,0 +1,241 @@
+"""Rules a trial enforces before any kernel code runs.
+
+1. Immutable files equal the commit in the ledger's baseline row.
+2. kernels.c uses only allowed headers and no forbidden construct (inline
+   asm, load-time constructors, Python's C API, /proc paths, ...), and its
+   built module calls no library function outside an allowlist: threads,
+   processes, clocks, files and dynamic loading all need such a call.
+3. kernels.py imports only allowed modules and does not reach for the
+   interpreter's internals (eval, frames, gc, monkeypatching modules).
+
+Each violation names the file, the line and the rule.
+"""
+import ast
+import re
+import subprocess
+from pathlib import Path
+
+HARNESS_PATHS = ("harness_common", "tests", "pyproject.toml", "HARNESS.md", ".ci/run",
+                 "targets/__init__.py")
+TARGET_FILES = ("__init__.py", "target.toml", "reference.py", "inputs.py", "baseline.c",
+                "baseline.py", "run_experiment.py", "test_bench.py")
+
+
+class IntegrityError(RuntimeError):
+    """A rule was broken; the message names the file and what to do."""
+
+
+# ------------------------------------------------------------ immutable files
+
+def immutable_paths(target_dir, root):
+    rel = Path(target_dir).resolve().relative_to(Path(root).resolve())
+    return list(HARNESS_PATHS) + [str(rel / f) for f in TARGET_FILES]
+
+
+def _git(root, *args):
+    proc = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise IntegrityError(f"git {' '.join(args[:2])} failed in {root}: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def head_commit(root):
+    """(commit, dirty) of the workspace, or (None, False) outside git."""
+    try:
+        commit = _git(root, "rev-parse", "HEAD").strip()
+    except (IntegrityError, OSError):
+        return None, False
+    dirty = bool(_git(root, "status", "--porcelain", "--untracked-files=no").strip())
+    return commit, dirty
+
+
+def changed_since(root, commit, paths):
+    """Immutable paths that differ from `commit` (edited, added, removed or untracked)."""
+    try:
+        _git(root, "cat-file", "-e", f"{commit}^{{commit}}")
+    except IntegrityError:
+        raise IntegrityError(
+            f"the ledger's baseline commit {commit[:12]} is not in this repository; "
+            f"immutable files cannot be verified (start a new ledger: move results.tsv aside)")
+    changed = _git(root, "diff", "--name-only", commit, "--", *paths).split()
+    untracked = _git(root, "ls-files", "--others", "--exclude-standard", "--", *paths).split()
+    return sorted(set(changed) | set(untracked))
+
+
+def check_immutable(root, target_dir, baseline_commit):
+    """Raise IntegrityError naming every immutable file that changed.
+
+    With no baseline yet, the files must match HEAD: the baseline row
+    records HEAD, and an uncommitted edit would make that anchor a lie.
+    """
+    paths = immutable_paths(target_dir, root)
+    if baseline_commit is None:
+        commit, _ = head_commit(root)
+        if commit is None:
+            raise IntegrityError(f"{root} is not a git checkout; the ledger anchors immutable "
+                                 f"files to a commit (run `git init && git add -A && git commit`)")
+        changed = changed_since(root, commit, paths)
+        if changed:
+            raise IntegrityError(f"immutable file(s) differ from HEAD before the baseline trial: "
+                                 f"{', '.join(changed)}; commit or revert them first")
+        return
+    changed = changed_since(root, baseline_commit, paths)
+    if changed:
+        raise IntegrityError(f"immutable file(s) changed since the baseline commit "
+                             f"{baseline_commit[:12]}: {', '.join(changed)}; revert them "
+                             f"(`git checkout {baseline_commit[:12]} -- <file>`)")
+
+
+# ------------------------------------------------------------ kernels.c
+
+ALLOWED_INCLUDES = {"immintrin.h", "x86intrin.h", "stdint.h", "stddef.h", "stdbool.h",
+                    "string.h", "math.h", "float.h", "limits.h", "stdlib.h", "assert.h",
+                    "harness_isa.h"}
+
+_C_RULES = [
+    (re.compile(r"\b(asm|__asm__|__asm)\b"), "inline assembly"),
+    (re.compile(r"\b(constructor|destructor|ifunc|section|naked)\b\s*\)"),
+     "load-time or placement attributes (constructor, destructor, ifunc, section)"),
+    (re.compile(r"\b_?Py[A-Z_]\w*"), "Python's C API"),
+    (re.compile(r"##"), "token pasting (it hides identifiers from review)"),
+    (re.compile(r"\b(pthread_\w+|thrd_create|fork|vfork|clone|clone3|execv\w*|execl\w*|system|"
+                r"popen|posix_spawn\w*|dlopen|dlsym|dlmopen|syscall|mmap|mprotect|mremap|"
+                r"sigaction|signal|setitimer|alarm|timer_create|clock_gettime|gettimeofday|"
+                r"clock_settime|fopen|open|openat|ptrace|prctl|arch_prctl|setrlimit|"
+                r"sched_setaffinity|getenv|environ|atexit)\b"),
+     "a system facility (threads, processes, clocks, files, signals, dynamic loading)"),
+]
+_STRING_RULE = re.compile(r"/proc|/dev/|/sys/|clear_refs")
+
+
+def _strip_c(text):
+    """Comments blanked (line numbers kept); string literals returned separately."""
+    out, strings, i, n = [], [], 0, len(text)
+    while i < n:
+        two = text[i:i + 2]
+        if two == "//":
+            j = text.find("\n", i)
+            j = n if j < 0 else j
+            out.append(" " * (j - i))
+            i = j
+        elif two == "/*":
+            j = text.find("*/", i + 2)
+            j = n if j < 0 else j + 2
+            out.append(re.sub(r"[^\n]", " ", text[i:j]))
+            i = j
+        elif text[i] in "\"'":
+            q, j = text[i], i + 1
+            while j < n and text[j] != q and text[j] != "\n":
+                j += 2 if text[j] == "\\" else 1
+            j = min(j + 1, n)
+            strings.append((text.count("\n", 0, i) + 1, text[i:j]))
+            out.append(q + " " * (j - i - 2) + q if j - i >= 2 else text[i:j])
+            i = j
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out), strings
+
+
+def scan_c(path):
+    """Violations in a kernel C file, as 'file:line: rule (text)' strings."""
+    path = Path(path)
+    text = path.read_text(errors="replace")
+    code, strings = _strip_c(text)
+    found = []
+    for lineno, line in enumerate(code.splitlines(), 1):
+        inc = re.match(r'\s*#\s*include\s*[<"]([^>"]+)[>"]', line)
+        if inc:
+            if inc.group(1) not in ALLOWED_INCLUDES:
+                found.append(f"{path.name}:{lineno}: #include <{inc.group(1)}> is not allowed "
+                             f"(allowed: {', '.join(sorted(ALLOWED_INCLUDES))})")
+            continue
+        for rule, what in _C_RULES:
+            m = rule.search(line)
+            if m:
+                found.append(f"{path.name}:{lineno}: {what} is not allowed ({m.group(0)!r})")
+    for lineno, s in strings:
+        if _STRING_RULE.search(s):
+            found.append(f"{path.name}:{lineno}: paths under /proc, /dev or /sys are not allowed ({s})")
+    return found
+
+
+# Library functions a kernel's compiled module may call (version suffixes stripped).
+_ALLOWED_SYMBOLS = {"memcpy", "memmove", "memset", "memcmp", "malloc", "calloc", "realloc",
+                    "free", "posix_memalign", "aligned_alloc", "qsort", "abort",
+                    "__stack_chk_fail", "__assert_fail", "__memcpy_chk", "__memset_chk",
+                    "__memmove_chk", "__cxa_finalize", "_ITM_deregisterTMCloneTable",
+                    "_ITM_registerTMCloneTable", "__gmon_start__"}
+_MATH_SYMBOL = re.compile(r"^(sqrt|exp|exp2|expm1|log|log2|log1p|pow|fabs|floor|ceil|round|lround|"
+                          r"lrint|llrint|rint|nearbyint|fma|fmin|fmax|trunc|cbrt|sin|cos|tan|"
+                          r"tanh|erf|hypot|ldexp|frexp|copysign)[fl]?$")
+
+
+def undefined_symbols(so_path):
+    proc = subprocess.run(["nm", "-D", "--undefined-only", str(so_path)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise IntegrityError(f"cannot list symbols of {so_path}: {proc.stderr.strip()}")
+    return {line.split()[-1].split("@")[0] for line in proc.stdout.splitlines() if line.strip()}
+
+
+def check_symbols(so_path, wrapper_symbols, source_name):
+    """Library calls in a built kernel beyond cffi's own wrapper and the allowlist."""
+    extra = sorted(s for s in undefined_symbols(so_path) - set(wrapper_symbols)
+                   if s not in _ALLOWED_SYMBOLS and not _MATH_SYMBOL.match(s))
+    if extra:
+        return [f"{source_name}: calls library function(s) {', '.join(extra)}; kernels may call "
+                f"only memory, math and string helpers"]
+    return []
+
+
+# ------------------------------------------------------------ kernels.py
+
+ALLOWED_IMPORTS = {"numpy", "math", "functools", "itertools", "collections", "dataclasses",
+                   "typing", "enum", "harness_common.cbuild"}
+_FORBIDDEN_NAMES = {"__import__", "eval", "exec", "compile", "open", "globals", "locals", "vars",
+                    "setattr", "delattr", "breakpoint", "input", "__builtins__", "sys", "os",
+                    "gc", "inspect", "ctypes", "threading", "builtins", "importlib"}
+_FORBIDDEN_ATTRS = {"__dict__", "__class__", "__subclasses__", "__globals__", "__code__",
+                    "__closure__", "__bases__", "__mro__", "__getattribute__", "__builtins__",
+                    "f_back", "f_globals", "f_locals", "gi_frame", "tb_frame", "ctypeslib",
+                    "dlopen", "__self__", "__func__", "__module__", "__loader__", "__spec__"}
+
+
+def scan_python(path):
+    """Violations in a kernel's Python face, as 'file:line: rule' strings."""
+    path = Path(path)
+    try:
+        tree = ast.parse(path.read_text(errors="replace"), filename=path.name)
+    except SyntaxError as exc:
+        return [f"{path.name}:{exc.lineno}: syntax error: {exc.msg}"]
+    found, modules = [], set()
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+            modules |= {a.asname or a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                found.append(f"{path.name}:{node.lineno}: relative imports are not allowed")
+                continue
+            names = [node.module or ""]
+            if node.module == "harness_common":
+                names = [f"harness_common.{a.name}" for a in node.names]
+        for name in names:
+            if name not in ALLOWED_IMPORTS and name.split(".")[0] not in {"numpy", "math"}:
+                found.append(f"{path.name}:{node.lineno}: import of {name!r} is not allowed "
+                             f"(allowed: {', '.join(sorted(ALLOWED_IMPORTS))})")
+        if isinstance(node, ast.Name) and node.id in _FORBIDDEN_NAMES:
+            found.append(f"{path.name}:{node.lineno}: use of {node.id!r} is not allowed")
+        if isinstance(node, ast.Attribute) and node.attr in _FORBIDDEN_ATTRS:
+            found.append(f"{path.name}:{node.lineno}: attribute {node.attr!r} is not allowed")
+    for node in ast.walk(tree):
+        targets = node.targets if isinstance(node, ast.Assign) else \
+            [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else \
+            node.targets if isinstance(node, ast.Delete) else []
+        for t in targets:
+            if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id in modules:
+                found.append(f"{path.name}:{t.lineno}: assigning to module attribute "
+                             f"{t.value.id}.{t.attr} is not allowed (no monkeypatching)")
+    return sorted(set(found), key=lambda s: int(s.split(":")[1]))

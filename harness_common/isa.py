@@ -1,0 +1,90 @@
+"""CPU feature detection, the HARNESS_ISA cap, and the AMX permission request.
+
+Levels are cumulative: a kernel told `avx512` may use everything `avx2` may.
+Each level names a fixed feature set so that a kernel compiled for it never
+meets a missing instruction on a machine that reports the level.
+"""
+import ctypes
+import os
+
+LEVELS = ("scalar", "avx2", "avx512", "amx")
+
+# /proc/cpuinfo flag names each level needs, on top of the level below it.
+_LEVEL_FLAGS = {
+    "scalar": set(),
+    "avx2": {"avx2", "fma", "bmi2"},
+    "avx512": {"avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512cd",
+               "avx512_vnni", "avx512vbmi"},
+    "amx": {"avx512_bf16", "amx_tile", "amx_bf16", "amx_int8"},
+}
+
+# Linux: arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA), needed once per
+# process before the first tile instruction or the kernel kills it (SIGILL).
+_SYS_ARCH_PRCTL = 158
+_ARCH_REQ_XCOMP_PERM = 0x1023
+_XFEATURE_XTILEDATA = 18
+
+
+class IsaError(ValueError):
+    """A bad HARNESS_ISA value."""
+
+
+def cpu_flags(cpuinfo="/proc/cpuinfo"):
+    """The feature flags the kernel reports for the first CPU (empty if unknown)."""
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def machine_level(flags=None):
+    """The highest level whose features this CPU has."""
+    flags = cpu_flags() if flags is None else flags
+    need, best = set(), "scalar"
+    for level in LEVELS:
+        need |= _LEVEL_FLAGS[level]
+        if not need <= flags:
+            break
+        best = level
+    return best
+
+
+def parse_cap(value):
+    """Validate a HARNESS_ISA value; None or '' means no cap."""
+    if value in (None, ""):
+        return None
+    value = value.strip().lower()
+    if value not in LEVELS:
+        raise IsaError(f"HARNESS_ISA={value!r} is not one of {', '.join(LEVELS)}; "
+                       f"unset it or pick one of those")
+    return value
+
+
+def resolve(cap=None, flags=None):
+    """The level kernels run at: the machine's own, lowered to the cap if one is set."""
+    machine = machine_level(flags)
+    cap = parse_cap(cap)
+    if cap is None:
+        return machine
+    return LEVELS[min(LEVELS.index(machine), LEVELS.index(cap))]
+
+
+def levels_up_to(level):
+    """Every level from scalar to `level`, for tests that try each one."""
+    return LEVELS[: LEVELS.index(level) + 1]
+
+
+def request_amx_permission():
+    """Ask Linux for AMX tile state; returns 'granted' or 'denied: <reason>'."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        rc = libc.syscall(_SYS_ARCH_PRCTL, _ARCH_REQ_XCOMP_PERM, _XFEATURE_XTILEDATA)
+    except (OSError, AttributeError) as exc:
+        return f"denied: {exc}"
+    if rc == 0:
+        return "granted"
+    return f"denied: {os.strerror(ctypes.get_errno())}"

@@ -1,0 +1,137 @@
+"""Confinement of the worker process that runs kernel code.
+
+Spawn side (supervisor): a scrubbed environment and resource limits.
+Worker side: a seccomp filter that kills the process on any attempt to start
+a thread or process, change clocks, limits or priorities, arm timers or
+signal handlers, or signal another process; and an import blocker that keeps
+the target's oracle modules (reference, inputs) out of kernel code's reach.
+"""
+import ctypes
+import importlib.abc
+import os
+import resource
+import struct
+import sys
+
+# The worker sees only this environment: no LD_PRELOAD, no PYTHON*, and BLAS
+# libraries told not to start helper threads (the filter would kill them).
+WORKER_ENV = {
+    "PATH": "/usr/bin:/bin",
+    "LANG": "C.UTF-8",
+    "LC_ALL": "C.UTF-8",
+    "OPENBLAS_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "NUMEXPR_NUM_THREADS": "1",
+}
+
+
+def limit_resources(memory_mb, cpu_seconds, log_mb=64):
+    """preexec_fn for the worker: address-space, CPU-time, core and file-size limits."""
+    def apply():
+        resource.setrlimit(resource.RLIMIT_AS, (memory_mb << 20, memory_mb << 20))
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (log_mb << 20, log_mb << 20))
+        # No effect for root, but stops a non-root worker from forking.
+        soft, hard = resource.getrlimit(resource.RLIMIT_NPROC)
+        resource.setrlimit(resource.RLIMIT_NPROC, (min(soft, 0) if soft >= 0 else 0, hard))
+    return apply
+
+
+# ---------------------------------------------------------------- seccomp
+
+_AUDIT_ARCH_X86_64 = 0xC000003E
+_X32_BIT = 0x40000000
+_RET_KILL = 0x80000000          # SECCOMP_RET_KILL_PROCESS: the supervisor sees SIGSYS
+_RET_ALLOW = 0x7FFF0000
+_RET_EPERM = 0x00050000 | 1
+
+# x86-64 system call numbers the worker may never make after setup.
+FORBIDDEN_SYSCALLS = {
+    "clone": 56, "fork": 57, "vfork": 58, "execve": 59, "execveat": 322, "clone3": 435,
+    "ptrace": 101, "process_vm_readv": 310, "process_vm_writev": 311,
+    "settimeofday": 164, "clock_settime": 227, "adjtimex": 159, "clock_adjtime": 305,
+    "alarm": 37, "setitimer": 38, "timer_create": 222, "rt_sigaction": 13,
+    "setrlimit": 160, "sched_setaffinity": 203, "setpriority": 141,
+    "sched_setscheduler": 144, "sched_setparam": 142, "personality": 135,
+    "socket": 41, "userfaultfd": 323, "io_uring_setup": 425, "perf_event_open": 298,
+    "bpf": 321, "mount": 165, "umount2": 166, "pivot_root": 155, "chroot": 161,
+    "unshare": 272, "setns": 308, "reboot": 169, "kexec_load": 246,
+    "kexec_file_load": 320, "init_module": 175, "finit_module": 313,
+    "delete_module": 176, "swapon": 167, "swapoff": 168,
+}
+# Signals may only target the worker itself (first argument == its pid).
+_SELF_SIGNAL_SYSCALLS = {"kill": 62, "tkill": 200, "tgkill": 234,
+                         "rt_sigqueueinfo": 129, "rt_tgsigqueueinfo": 297}
+_PRLIMIT64 = 302                # allowed only as a query (new_limit == NULL)
+
+
+def _stmt(code, k):
+    return struct.pack("HBBI", code, 0, 0, k)
+
+
+def _jeq(k, jt, jf):
+    return struct.pack("HBBI", 0x15, jt, jf, k)
+
+
+def _filter_program(pid):
+    ld_w = 0x20        # BPF_LD | BPF_W | BPF_ABS
+    ret = 0x06         # BPF_RET | BPF_K
+    prog = [_stmt(ld_w, 4), _jeq(_AUDIT_ARCH_X86_64, 1, 0), _stmt(ret, _RET_KILL),
+            _stmt(ld_w, 0),
+            struct.pack("HBBI", 0x35, 0, 1, _X32_BIT),   # BPF_JGE: x32 numbers
+            _stmt(ret, _RET_KILL)]
+    for nr in FORBIDDEN_SYSCALLS.values():
+        prog += [_jeq(nr, 0, 1), _stmt(ret, _RET_KILL)]
+    for nr in _SELF_SIGNAL_SYSCALLS.values():
+        prog += [_jeq(nr, 0, 4), _stmt(ld_w, 16), _jeq(pid, 0, 1),
+                 _stmt(ret, _RET_ALLOW), _stmt(ret, _RET_EPERM)]
+    prog += [_jeq(_PRLIMIT64, 0, 5), _stmt(ld_w, 32), _jeq(0, 0, 2), _stmt(ld_w, 36),
+             _jeq(0, 1, 0), _stmt(ret, _RET_KILL)]
+    prog.append(_stmt(ret, _RET_ALLOW))
+    return prog
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+
+
+def install_seccomp():
+    """Install the filter for this process; returns None or a reason it is unavailable."""
+    if sys.platform != "linux" or os.uname().machine != "x86_64":
+        return f"seccomp filter not available on {sys.platform}/{os.uname().machine}"
+    libc = ctypes.CDLL(None, use_errno=True)
+    prog = _filter_program(os.getpid())
+    fprog = _SockFprog(len(prog), b"".join(prog))
+    if libc.prctl(38, 1, 0, 0, 0) != 0:                       # PR_SET_NO_NEW_PRIVS
+        return f"prctl(NO_NEW_PRIVS) failed: {os.strerror(ctypes.get_errno())}"
+    if libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) != 0:     # PR_SET_SECCOMP, FILTER
+        return f"seccomp filter refused: {os.strerror(ctypes.get_errno())}"
+    return None
+
+
+# ---------------------------------------------------------------- imports
+
+class OracleBlocker(importlib.abc.MetaPathFinder):
+    """Refuses imports of the target's oracle modules from kernel code."""
+
+    def __init__(self, blocked):
+        self.blocked = set(blocked)
+
+    def find_spec(self, name, path=None, target=None):
+        leaf = name.rsplit(".", 1)[-1]
+        if name in self.blocked or leaf in self.blocked:
+            raise ImportError(f"kernel code may not import {name!r}: the reference and the "
+                              f"input generators stay in the supervisor")
+        return None
+
+
+def block_imports(blocked):
+    """Install the blocker first on sys.meta_path and drop already-imported copies."""
+    blocker = OracleBlocker(blocked)
+    sys.meta_path.insert(0, blocker)
+    for name in list(sys.modules):
+        if name in blocker.blocked or name.rsplit(".", 1)[-1] in blocker.blocked:
+            del sys.modules[name]
+    return blocker

@@ -1,0 +1,258 @@
+"""Timing: the candidate against the best kept kernel, in the same run, on one CPU.
+
+Both kernels run in their own worker process, both pinned to the same CPU
+and driven in lockstep by the supervisor, so only one runs at a time and a
+candidate can neither see nor slow down the best. Every round times each
+kernel on the same two fresh inputs in ABBA order (A = candidate, B = best):
+drift within a round cancels in the round's ratio sum(A)/sum(B).
+
+Every timed call gets new content (the combo's `fresh`), new buffers and
+outputs pre-filled with one of two fills; its outputs are re-checked. The
+worker's reported times are audited against the OS: the CPU time the kernel
+accounts to the worker across each call, and the supervisor's wall clock.
+"""
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import stats
+from .integrity import IntegrityError
+from .manager import CallResult
+from .plan import Derived
+
+# Two fills per dtype: an output slot the kernel never writes keeps a value
+# that is wrong under at least one of them.
+_FILLS = {"f": ("nan", -3.0e38), "u": (-1, -2), "i": (-1, 1 << 30)}
+SMALL_INPUT_BYTES = 4 << 20      # inputs this small are verified after every call
+VERIFY_FRACTION = 0.25           # larger ones after a random quarter of calls
+
+
+class CheckFailure(RuntimeError):
+    """A timed call's outputs failed the re-check."""
+
+    def __init__(self, label, messages):
+        super().__init__("; ".join(messages))
+        self.label, self.messages = label, messages
+
+
+def fill_value(dtype, which):
+    kind = np.dtype(dtype).kind
+    value = _FILLS[kind][which]
+    if kind == "u":
+        value = int(np.iinfo(dtype).max) + 1 + value
+    return value
+
+
+@dataclass
+class Kernel:
+    """A kernel hosted in a worker: `label` is candidate, best or scalar."""
+    label: str
+    worker: object
+    name: str
+
+
+@dataclass
+class ClockAudit:
+    """Reported call times against the OS's CPU accounting and the supervisor's clock."""
+    overhead_ns: float = 20_000.0     # honest per-call cost inside the CPU window
+    calls: int = 0
+    reported: int = 0
+    cpu: int = 0
+    ahead: list = field(default_factory=list)
+    parallel: list = field(default_factory=list)
+
+    def add(self, res: CallResult, where):
+        self.calls += 1
+        self.reported += res.t_ns
+        if res.cpu_ns is not None:
+            self.cpu += res.cpu_ns
+            if res.cpu_ns > res.wall_ns * 1.05 + 200_000:
+                self.parallel.append(where)
+        if res.t_ns > res.wall_ns + 50_000:
+            self.ahead.append(where)
+
+    def problems(self):
+        out = []
+        if self.ahead:
+            out.append(f"the worker reported calls longer than the supervisor's wall clock "
+                       f"({len(self.ahead)} calls, first in {self.ahead[0]}): its clock was tampered with")
+        if self.parallel:
+            out.append(f"the worker used more CPU time than wall time ({len(self.parallel)} calls, "
+                       f"first in {self.parallel[0]}): work ran on more than one CPU")
+        hidden = self.cpu - self.reported - self.calls * self.overhead_ns
+        if self.cpu and hidden > 0.01 * self.cpu:
+            out.append(f"reported kernel time is {100 * hidden / self.cpu:.1f}% below the OS's CPU "
+                       f"accounting for the worker ({self.reported / 1e6:.1f} ms reported, "
+                       f"{self.cpu / 1e6:.1f} ms CPU over {self.calls} calls): the timer was "
+                       f"patched or work escaped it")
+        return out
+
+
+def calibrate(worker, samples=30, timeout=30.0):
+    """Honest protocol cost inside the CPU window, from null calls made before
+    any kernel code is loaded (so no kernel can inflate it)."""
+    costs = []
+    for _ in range(samples):
+        res = worker.call({"cmd": "prep", "null": True, "args": {}, "outputs": {}}, timeout=timeout)
+        if res.cpu_ns is not None:
+            costs.append(res.cpu_ns - res.t_ns)
+    return float(np.quantile(costs, 0.75)) * 1.5 + 5_000 if costs else 20_000.0
+
+
+# ------------------------------------------------------------ one call
+
+def _prep(combo_id, combo, kernel, fresh, w, which, limit=None):
+    args, arrays = {}, {}
+    for key in combo.workloads[w]:
+        args[key] = {"base": f"w{w}.{key}"}
+    for key, val in fresh.items():
+        if isinstance(val, Derived):
+            args[key] = {"base": f"w{w}.{val.base}", "perm": key + ".perm", "signs": key + ".signs"}
+            arrays[key + ".perm"], arrays[key + ".signs"] = val.perm, val.signs
+        else:
+            args[key] = {"array": key}
+            arrays[key] = val
+    for key, val in combo.fixed.items():
+        args[key] = {"value": val}
+    if limit is not None:
+        for key in combo.batched:
+            args[key]["limit"] = limit
+    outputs = {}
+    for key, (dtype, shape) in combo.outputs.items():
+        shape = [limit if limit is not None else shape[0], *shape[1:]]
+        outputs[key] = [dtype, shape, fill_value(dtype, which)]
+    head = {"cmd": "prep", "kernel": kernel.name, "combo": combo_id, "method": combo.method,
+            "args": args, "outputs": outputs}
+    return head, arrays
+
+
+def _input_bytes(combo, fresh):
+    """Bytes of one call's inputs (a Derived argument is as large as its base)."""
+    total = sum(a.nbytes for a in combo.workloads[0].values())
+    return total + sum(v.nbytes for v in fresh.values() if not isinstance(v, Derived))
+
+
+# ------------------------------------------------------------ a combo
+
+@dataclass
+class ComboRun:
+    result: stats.ComboResult
+    ctor_ns: int                  # the candidate's constructor
+    ratios: np.ndarray | None     # per-round candidate/best ratios
+
+
+class Timer:
+    """Runs the speed combos of a trial; see the module docstring."""
+
+    def __init__(self, candidate, best, scalar, rng, budget_s, min_rounds, max_rounds,
+                 timeout, overheads, progress=print):
+        self.cand, self.best, self.scalar = candidate, best, scalar
+        self.kernels = [k for k in (candidate, best, scalar) if k is not None]
+        self.workers = list(dict.fromkeys(k.worker for k in self.kernels))
+        self.rng, self.timeout, self.progress = rng, timeout, progress
+        self.budget_s, self.min_rounds, self.max_rounds = budget_s, min_rounds, max_rounds
+        self.audits = {w: ClockAudit(overhead_ns=overheads.get(w, 20_000.0)) for w in self.workers}
+        self.started = None
+
+    def audit(self, kernel):
+        return self.audits[kernel.worker]
+
+    def _timed(self, combo_id, combo, kernel, fresh, w, which, verify_rng, limit=None):
+        head, arrays = _prep(combo_id, combo, kernel, fresh, w, which, limit)
+        small = _input_bytes(combo, fresh) <= SMALL_INPUT_BYTES
+        verify = small or verify_rng.random() < VERIFY_FRACTION
+        kernel.worker.phase = f"timing {combo.name} ({kernel.label})"
+        res = kernel.worker.call(head, arrays, verify=verify, timeout=self.timeout)
+        where = f"{combo.name} ({kernel.label})"
+        self.audit(kernel).add(res, where)
+        if res.inputs_modified:
+            raise IntegrityError(f"the {kernel.label} kernel wrote to its input(s) "
+                                 f"{', '.join(res.inputs_modified)} during a timed call in {where}")
+        if res.threads > 1:
+            raise IntegrityError(f"the {kernel.label} kernel left {res.threads - 1} extra thread(s) "
+                                 f"running after a call in {where}")
+        return res
+
+    def _setup(self, combo_id, combo):
+        arrays = {f"w{w}.{k}": a for w, wl in enumerate(combo.workloads) for k, a in wl.items()}
+        for worker in self.workers:
+            worker.request({"cmd": "workload", "combo": combo_id}, arrays,
+                           timeout=self.timeout, phase=f"setup {combo.name}")
+        ctor = {}
+        for kernel in self.kernels:
+            worker = kernel.worker
+            scalars = {k: v for k, v in combo.init.items() if not isinstance(v, np.ndarray)}
+            arrays = {k: v for k, v in combo.init.items() if isinstance(v, np.ndarray)}
+            reply, _ = worker.request({"cmd": "construct", "kernel": kernel.name, "combo": combo_id,
+                                       "init": scalars}, arrays, timeout=self.timeout,
+                                      phase=f"constructing {combo.name} ({kernel.label})")
+            ctor[kernel.label] = reply["ctor_ns"]
+        return ctor
+
+    def _round(self, combo_id, combo, r, verify_rng, record):
+        """One ABBA round on two fresh inputs; returns {(label, slot): ns}."""
+        nw = len(combo.workloads)
+        slots = [(2 * r) % nw, (2 * r + 1) % nw]
+        fresh = [combo.fresh(self.rng, w) for w in slots]
+        order = [(self.cand, 0), (self.best, 0), (self.best, 1), (self.cand, 1)]
+        times, outs = {}, {}
+        for i, (kernel, s) in enumerate(order):
+            if kernel is None:
+                continue
+            res = self._timed(combo_id, combo, kernel, fresh[s], slots[s], (r + i) % 2, verify_rng)
+            times[(kernel.label, s)] = res.t_ns
+            outs[(kernel.label, s)] = res.outputs
+        for s in (0, 1):
+            memo = {}
+            for kernel in filter(None, (self.cand, self.best)):
+                msgs = combo.check(fresh[s], slots[s], outs[(kernel.label, s)], self.rng, memo)
+                if msgs:
+                    raise CheckFailure(kernel.label, [f"timed call, {m}" for m in msgs])
+        if record is not None:
+            record.append(times)
+        return times
+
+    def _scalar_call(self, combo_id, combo, verify_rng):
+        fresh = combo.fresh(self.rng, 0)
+        res = self._timed(combo_id, combo, self.scalar, fresh, 0, 0, verify_rng,
+                          limit=combo.scalar_units)
+        return res.t_ns / combo.scalar_units
+
+    def run(self, combos):
+        """ComboRun per combo, in order; raises CheckFailure, IntegrityError, WorkerCrash."""
+        self.started = time.monotonic()
+        verify_rng = np.random.default_rng(self.rng.integers(1 << 63))
+        runs = []
+        for ci, combo in enumerate(combos):
+            ctor = self._setup(ci, combo)
+            warm = self._round(ci, combo, 0, verify_rng, None)
+            round_s = sum(warm.values()) / 1e9 + 4 * 200e-6
+            left = self.budget_s - (time.monotonic() - self.started)
+            rounds = int(np.clip(left / (len(combos) - ci) / round_s, self.min_rounds, self.max_rounds))
+            record, scalar_ns = [], []
+            scalar_at = {0, rounds // 2, rounds - 1} if self.scalar else set()
+            for r in range(1, rounds + 1):
+                self._round(ci, combo, r, verify_rng, record)
+                if r - 1 in scalar_at:
+                    scalar_ns.append(self._scalar_call(ci, combo, verify_rng))
+            a = [[t[("candidate", 0)], t[("candidate", 1)]] for t in record]
+            b = [[t[("best", 0)], t[("best", 1)]] for t in record] if self.best else None
+            result = stats.summarize_combo(combo.name, a, b, combo.units, self.rng,
+                                           scalar_ns or None)
+            for worker in self.workers:
+                worker.request({"cmd": "drop", "combo": ci}, timeout=self.timeout)
+            ratios = stats.round_ratios(a, b) if b is not None else None
+            runs.append(ComboRun(result, ctor["candidate"], ratios))
+            self.progress(_progress_line(result, rounds))
+        return runs
+
+    def clock_problems(self):
+        return [p for a in self.audits.values() for p in a.problems()]
+
+
+def _progress_line(res, rounds):
+    line = f"  {res.name:<32} {res.ns_per_unit:>12.1f} ns/unit"
+    if res.ratio is not None:
+        line += f"  ratio {res.ratio:.4f} [{res.ci_low:.4f}, {res.ci_high:.4f}]"
+    return line + f"  ({rounds} rounds, spread {100 * res.spread:.1f}%)"

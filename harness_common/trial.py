@@ -1,0 +1,394 @@
+"""One trial of a target, from integrity check to ledger row.
+
+`main()` is what every target's run_experiment.py calls. A trial:
+  1. reads and checks the ledger, repairs best/ after an earlier crash;
+  2. checks immutable files against the ledger's baseline commit;
+  3. snapshots the candidate's sources, scans them, builds them (and the
+     best kept kernel and the scalar baseline, usually from cache);
+  4. starts two sandboxed workers pinned to one CPU: the candidate alone,
+     and the best kernel with the scalar baseline;
+  5. runs the correctness battery on the candidate (fresh seed);
+  6. times candidate vs best in ABBA rounds, re-checking timed outputs and
+     auditing the reported times against the OS;
+  7. decides the verdict, appends one ledger row, swaps best/ if kept, and
+     prints the result block.
+Every early stop still writes a row (fail, build_fail, crash, tamper), except
+when the ledger itself cannot be trusted or the harness has a bug.
+"""
+import argparse
+import ast
+import datetime
+import os
+import secrets
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from . import battery, cbuild, config, integrity, isa, ledger, stats
+from .integrity import IntegrityError
+from .manager import KernelError, Worker, WorkerCrash
+from .result import ResultBlock, combo_line
+from .timing import CheckFailure, Kernel, Timer, calibrate
+
+EXIT_OK, EXIT_INTERNAL, EXIT_CORRECTNESS, EXIT_BUILD, EXIT_CRASH, EXIT_POLICY = range(6)
+
+
+class Stop(Exception):
+    """Ends a trial early with a ledger status, an exit code and a reason."""
+
+    def __init__(self, status, code, reason):
+        super().__init__(reason)
+        self.status, self.code, self.reason = status, code, reason
+
+
+def parse_args(cfg, argv):
+    mod = f"targets.{cfg.name}.run_experiment"
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {mod}",
+        description=f"Run one trial of the {cfg.name} kernel: build, correctness, speed vs "
+                    f"the best kept kernel, verdict, one ledger row.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"""examples:
+  python -m {mod} --description "unroll the scan by 4"
+  python -m {mod} --quick                      # smoke run in seconds, never kept
+  python -m {mod} --seed 1234                  # replay a failing correctness seed
+  HARNESS_ISA=scalar python -m {mod} --quick   # force the scalar code path
+  python -m {mod} --results-dir /tmp/scratch   # keep the real ledger untouched
+
+exit codes: 0 trial completed (kept or not), 1 harness error or bad option,
+2 correctness failure, 3 build failure, 4 crash/timeout/limit, 5 integrity or policy violation""")
+    parser.add_argument("--description", default="", help="what this trial tries (goes in the ledger)")
+    parser.add_argument("--seed", type=int, default=None, help="correctness and input seed (default: fresh)")
+    parser.add_argument("--quick", action="store_true", help="a fast smoke run; never kept")
+    parser.add_argument("--results-dir", default=None, help=f"ledger directory (default: results/{cfg.name})")
+    parser.add_argument("--timeout", type=float, default=cfg.budget.call_timeout_seconds,
+                        help="seconds one kernel call may take before it counts as a hang")
+    parser.error = lambda msg: (parser.print_usage(sys.stderr),
+                                print(f"error: {msg}", file=sys.stderr), sys.exit(EXIT_INTERNAL))
+    return parser.parse_args(argv)
+
+
+def read_cdef(py_path):
+    """The module-level CDEF string literal of a kernels.py, read without running it."""
+    try:
+        tree = ast.parse(Path(py_path).read_text(errors="replace"))
+    except SyntaxError as exc:
+        raise cbuild.BuildError(f"{py_path.name}:{exc.lineno}: syntax error: {exc.msg}")
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "CDEF"
+                                                for t in node.targets):
+            if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+                return node.value.value
+    raise cbuild.BuildError(f"{py_path.name} must define CDEF as a string literal at module level "
+                            f"(the harness builds the C file with it before any kernel code runs)")
+
+
+class Trial:
+    def __init__(self, cfg, target_dir, args, battery_fn, combos_fn):
+        self.cfg, self.args = cfg, args
+        self.target_dir = target_dir
+        self.root = target_dir.parent.parent
+        self.battery_fn, self.combos_fn = battery_fn, combos_fn
+        results = Path(args.results_dir) if args.results_dir else self.root / "results" / cfg.name
+        self.ledger = ledger.Ledger(results, cfg.name)
+        self.block = ResultBlock(cfg.unit)
+        self.started = time.monotonic()
+        self.workers = []
+        self.tmp = None
+        self.row = {"mode": "quick" if args.quick else "full", "description": args.description}
+
+    # ------------------------------------------------------------ steps
+
+    def say(self, text):
+        print(text, flush=True)
+
+    def prepare(self):
+        rows = self.ledger.rows()
+        with self.ledger.locked():
+            note = self.ledger.repair_best(rows)
+            self.ledger.discard_stale_tmp()
+        if note:
+            self.say(f"note: {note}")
+        self.best_row = self.ledger.best(rows)
+        base = self.ledger.baseline(rows)
+        commit, dirty = integrity.head_commit(self.root)
+        if commit is None:
+            raise Stop(None, EXIT_INTERNAL, f"{self.root} is not a git checkout with a commit; the "
+                       f"ledger anchors immutable files to one (git init && git add -A && git commit)")
+        self.row["commit"] = commit[:12] + ("+dirty" if dirty else "")
+        self.row["seed"] = self.seed = self.args.seed if self.args.seed is not None else secrets.randbits(31)
+        self.say(f"{self.cfg.name}: seed {self.seed} ({'replay' if self.args.seed is not None else 'fresh'})")
+        try:
+            self.row["isa"] = self.isa = isa.resolve(os.environ.get("HARNESS_ISA"))
+        except isa.IsaError as exc:
+            raise Stop(None, EXIT_INTERNAL, str(exc))
+        self.baseline_commit = base["commit"].split("+")[0] if base else None
+        try:
+            if self.baseline_commit:
+                full = integrity._git(self.root, "rev-parse", self.baseline_commit).strip()
+                integrity.check_immutable(self.root, self.target_dir, full)
+            else:
+                integrity.check_immutable(self.root, self.target_dir, None)
+        except IntegrityError as exc:
+            raise Stop("tamper", EXIT_POLICY, str(exc))
+
+    def build(self):
+        cbuild.cache_dir().mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix="trial-", dir=cbuild.cache_dir()))
+        sources = {}
+        for name in ledger.SOURCES:
+            try:
+                sources[name] = (self.target_dir / name).read_bytes()
+            except OSError as exc:
+                raise Stop("build_fail", EXIT_BUILD, f"cannot read {self.target_dir / name}: {exc.strerror}")
+        self.sources = sources
+        self.row["kernel_sha256"] = self.sha = ledger.kernel_sha256(sources)
+        cand_dir = self.tmp / "candidate"
+        cand_dir.mkdir()
+        for name, data in sources.items():
+            (cand_dir / name).write_bytes(data)
+        found = integrity.scan_c(cand_dir / "kernels.c") + integrity.scan_python(cand_dir / "kernels.py")
+        if found:
+            raise Stop("tamper", EXIT_POLICY, "forbidden construct(s): " + "; ".join(found))
+        t = time.monotonic()
+        try:
+            so = cbuild.build(cand_dir / "kernels.c", read_cdef(cand_dir / "kernels.py"))
+            self.kernel_paths = {"candidate": cand_dir / "kernels.py",
+                                 "scalar": self.target_dir / "baseline.py"}
+            cbuild.build(self.target_dir / "baseline.c", read_cdef(self.target_dir / "baseline.py"),
+                         vectorize=False)
+            best = self.ledger.best_sources() if self.best_row else None
+            if best is not None:
+                best_dir = self.tmp / "best"
+                best_dir.mkdir()
+                for name, data in best.items():
+                    (best_dir / name).write_bytes(data)
+                cbuild.build(best_dir / "kernels.c", read_cdef(best_dir / "kernels.py"))
+                self.kernel_paths["best"] = best_dir / "kernels.py"
+        except cbuild.BuildError as exc:
+            raise Stop("build_fail", EXIT_BUILD, str(exc))
+        found = integrity.check_symbols(so, (), "kernels.c")
+        if found:
+            raise Stop("tamper", EXIT_POLICY, "; ".join(found))
+        self.build_seconds = time.monotonic() - t
+        self.say(f"build: {self.build_seconds:.1f} s (isa {self.isa})")
+
+    def start_workers(self):
+        cpus = sorted(os.sched_getaffinity(0))
+        self.cpu = cpus[-1]
+        if len(cpus) > 1:
+            os.sched_setaffinity(0, set(cpus[:-1]))     # the supervisor keeps off the timing CPU
+        b = self.cfg.budget
+        blocked = [f"targets.{self.cfg.name}.{m}" for m in ("reference", "inputs", "run_experiment")]
+        blocked += ["reference", "inputs", "run_experiment"]
+        setup = {"cmd": "setup", "isa": self.isa, "cpu": self.cpu, "compiler_id": cbuild.compiler_id(),
+                 "cache_dir": str(cbuild.cache_dir()), "blocked": blocked}
+        hosted = {"candidate": ["candidate"], "reference": [k for k in ("best", "scalar")
+                                                            if k in self.kernel_paths]}
+        self.kernels, self.overheads = {}, {}
+        for role, names in hosted.items():
+            w = Worker(role, self.tmp / f"{role}.log", b.worker_memory_mb,
+                       int(b.trial_seconds * 10))
+            self.workers.append(w)
+            reply, _ = w.request(setup, timeout=60, phase="startup")
+            self.amx = reply["amx"]
+            self.overheads[w] = calibrate(w)
+            spec = {n: {"path": str(self.kernel_paths[n]), "class": self.cfg.kernel_class,
+                        "methods": list(self.cfg.kernel_methods)} for n in names}
+            w.request({"cmd": "load", "kernels": spec}, timeout=120, phase=f"loading {role} kernels")
+            for n in names:
+                self.kernels[n] = Kernel(n, w, n)
+
+    def correctness(self):
+        cases = self.battery_fn(self.seed, self.args.quick)
+        fails = battery.run(cases, self.kernels["candidate"], self.args.timeout, self.say)
+        self.block.set("correctness", "FAIL" if fails else f"pass ({len(cases)} cases, seed {self.seed})")
+        if fails:
+            raise Stop("fail", EXIT_CORRECTNESS,
+                       "correctness: " + " | ".join(fails) + f" (replay: --seed {self.seed})")
+
+    def timing(self):
+        b = self.cfg.budget
+        combos = self.combos_fn(self.seed, self.args.quick)
+        quick = self.args.quick
+        timer = Timer(self.kernels["candidate"], self.kernels.get("best"), self.kernels.get("scalar"),
+                      np.random.default_rng([self.seed, 7]),
+                      b.quick_timing_seconds if quick else b.timing_seconds,
+                      b.quick_rounds if quick else b.min_rounds,
+                      b.quick_rounds if quick else b.max_rounds, self.args.timeout, self.overheads,
+                      self.say)
+        self.say(f"timing: {len(combos)} combos, candidate vs {'best' if 'best' in self.kernels else 'itself'}"
+                 f" on cpu {self.cpu}")
+        try:
+            runs = timer.run(combos)
+        except CheckFailure as exc:
+            if exc.label != "candidate":
+                raise RuntimeError(f"the {exc.label} kernel failed a re-check: {exc}")
+            raise Stop("fail", EXIT_CORRECTNESS, "; ".join(exc.messages) + f" (replay: --seed {self.seed})")
+        problems = timer.clock_problems()
+        if problems:
+            raise Stop("tamper", EXIT_POLICY, "; ".join(problems))
+        for combo, run in zip(combos, runs):
+            if run.result.ns_per_unit < combo.floor_ns:
+                raise Stop("tamper", EXIT_POLICY,
+                           f"implausible speed on {combo.name}: {run.result.ns_per_unit:.1f} ns per "
+                           f"{self.cfg.unit} is below the physical floor {combo.floor_ns:.1f}")
+        return runs
+
+    # ------------------------------------------------------------ verdict
+
+    def verdict(self, runs, peak_mb):
+        b, res = self.cfg.budget, [r.result for r in runs]
+        unit = self.cfg.unit
+        geo = stats.geomean([r.ns_per_unit for r in res])
+        worst = max(res, key=lambda r: r.ns_per_unit)
+        fastest = min(res, key=lambda r: r.ns_per_unit)
+        ctor_ms = max(r.ctor_ns for r in runs) / 1e6
+        self.row.update(geomean_ns=f"{geo:.1f}", worst_combo=worst.name,
+                        worst_ns=f"{worst.ns_per_unit:.1f}", peak_rss_mb=f"{peak_mb:.1f}")
+        reasons = []
+        ratio = lo = hi = None
+        if res[0].ratio is not None:
+            ratio, lo, hi = stats.geomean_ci([r.ratios for r in runs],
+                                             np.random.default_rng([self.seed, 11]))
+            self.row.update(ratio_vs_best=f"{ratio:.4f}", ratio_ci_low=f"{lo:.4f}", ratio_ci_high=f"{hi:.4f}")
+            if not hi < 1.0:
+                reasons.append(f"not faster: ratio_ci95 upper end {hi:.4f} is not below 1")
+            slow = [r for r in res if r.ratio > b.max_combo_ratio]
+            if slow:
+                reasons.append(f"combo {slow[0].name} is slower than best: ratio {slow[0].ratio:.4f} > "
+                               f"{b.max_combo_ratio}")
+        if peak_mb > b.memory_guard_mb:
+            reasons.append(f"peak RSS {peak_mb:.0f} MB over the guard of {b.memory_guard_mb:.0f} MB")
+        if ctor_ms > 1000 * b.constructor_seconds:
+            reasons.append(f"constructor took {ctor_ms:.0f} ms, over {b.constructor_seconds} s")
+        elapsed = time.monotonic() - self.started
+        if elapsed > b.trial_seconds:
+            reasons.append(f"trial took {elapsed:.0f} s, over the {b.trial_seconds:.0f} s budget")
+        if self.args.quick:
+            reasons.append("--quick runs are never kept")
+        if ratio is None and not self.args.quick and not reasons:
+            status = "baseline"
+        elif ratio is not None and not reasons:
+            status = "keep"
+        else:
+            status = "discard"
+        scalar = [r.scalar_ns_per_unit / r.ns_per_unit for r in res if r.scalar_ns_per_unit]
+        blk = self.block
+        blk.set(f"geomean_ns_per_{unit}", f"{geo:.1f}")
+        blk.set("ratio_vs_best", None if ratio is None else f"{ratio:.4f}")
+        blk.set("ratio_ci95", None if ratio is None else f"[{lo:.4f}, {hi:.4f}]")
+        blk.set(f"worst_ns_per_{unit}", f"{worst.ns_per_unit:.1f} ({worst.name})")
+        blk.set(f"best_ns_per_{unit}", f"{fastest.ns_per_unit:.1f} ({fastest.name})")
+        blk.combos = [combo_line(r, unit) for r in res]
+        blk.set("speedup_vs_scalar", f"{stats.geomean(scalar):.2f}" if scalar else None)
+        blk.set("constructor_ms", f"{ctor_ms:.1f}")
+        noisy = [r.name for r in res if r.spread >= 0.10]
+        if noisy:
+            blk.set("warning", f"unstable timings (spread >= 10%) on {', '.join(noisy)}: "
+                               f"the machine is noisy; a verdict may flip on rerun")
+        return status, "; ".join(reasons)
+
+    # ------------------------------------------------------------ ledger
+
+    def record(self, status, reason):
+        total = time.monotonic() - self.started
+        self.row.update(status=status, total_seconds=f"{total:.1f}",
+                        timestamp=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+        with self.ledger.locked():
+            kept_dir = None
+            if status in ledger.KEPT:
+                kept_dir = self.ledger.save_kept(self.sources, self.sha)
+            self.ledger.append(self.row)
+            if kept_dir is not None:
+                self.ledger.point_best(kept_dir)
+        blk = self.block
+        blk.set("status", status)
+        blk.set("reason", reason or None)
+        blk.set("peak_rss_mb", self.row.get("peak_rss_mb"))
+        build = getattr(self, "build_seconds", None)
+        blk.set("build_seconds", None if build is None else f"{build:.1f}")
+        blk.set("total_seconds", f"{total:.1f}")
+        blk.set("isa", self.row.get("isa"))
+        blk.set("amx_permission", getattr(self, "amx", "not requested"))
+        blk.set("seed", self.row.get("seed"))
+        blk.set("kernel_sha256", self.row.get("kernel_sha256", "")[:16] or None)
+        blk.set("ledger", self.ledger.path)
+
+    # ------------------------------------------------------------ driver
+
+    def run(self):
+        signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            self.prepare()
+            self.build()
+            self.start_workers()
+            self.correctness()
+            runs = self.timing()
+            peak = self.workers[0].close()
+            for w in self.workers[1:]:
+                w.close()
+            status, reason = self.verdict(runs, peak)
+            self.record(status, reason)
+            print(self.block.render(), flush=True)
+            return EXIT_OK
+        except Stop as stop:
+            return self.stop(stop)
+        except KernelError as exc:
+            code = (EXIT_BUILD, "build_fail") if exc.kind in ("import", "api") else (EXIT_CRASH, "crash")
+            return self.stop(Stop(code[1], code[0], exc.message))
+        except WorkerCrash as exc:
+            return self.stop(Stop("tamper" if exc.policy else "crash",
+                                  EXIT_POLICY if exc.policy else EXIT_CRASH, exc.reason))
+        except IntegrityError as exc:
+            return self.stop(Stop("tamper", EXIT_POLICY, str(exc)))
+        except ledger.LedgerError as exc:
+            print(f"ledger: {exc}", file=sys.stderr, flush=True)
+            return EXIT_POLICY
+        except KeyboardInterrupt:
+            print("interrupted: no ledger row written", file=sys.stderr, flush=True)
+            return 130
+        except Exception:  # noqa: BLE001 - a harness bug: say so, write nothing
+            traceback.print_exc()
+            print("harness error: no ledger row written (this is a bug in the harness)",
+                  file=sys.stderr, flush=True)
+            return EXIT_INTERNAL
+        finally:
+            for w in self.workers:
+                w.kill()
+            if self.tmp is not None:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def stop(self, stop):
+        if stop.status is None:
+            print(f"error: {stop.reason}", file=sys.stderr, flush=True)
+            return stop.code
+        for w in self.workers:
+            w.kill()
+        if self.workers:
+            self.row["peak_rss_mb"] = f"{self.workers[0].peak_kb / 1024:.1f}"
+        self.record(stop.status, stop.reason)
+        print(self.block.render(), flush=True)
+        return stop.code
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(run_file, battery_fn, combos_fn, argv=None):
+    """Entry point for targets/<name>/run_experiment.py."""
+    target_dir = Path(run_file).resolve().parent
+    try:
+        cfg = config.load(target_dir / "target.toml")
+    except config.ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
+    args = parse_args(cfg, argv)
+    return Trial(cfg, target_dir, args, battery_fn, combos_fn).run()

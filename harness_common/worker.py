@@ -1,0 +1,202 @@
+"""The worker: the only process that imports kernel code.
+
+It is started by harness_common.manager as `python -I` with a scrubbed
+environment, pins itself to one CPU, installs the seccomp filter and the
+oracle import blocker, imports the kernel modules by path, and then serves
+commands from the supervisor over a pipe (see wire.py). It holds no
+expected outputs and decides nothing: it constructs kernels, prepares fresh
+buffers, times single calls, and sends outputs back.
+
+A call is three steps so the supervisor can read this process's OS CPU
+clock right around the timed region: `prep` (fresh inputs, filled outputs;
+answered with a frame), then a single "g" byte that starts only the timed
+call (answered with its 8-byte duration), then `finish` (input check,
+outputs back).
+"""
+import gc
+import importlib.util
+import os
+import sys
+import time
+import traceback
+from collections import deque
+
+import numpy as np
+
+from . import cbuild, isa, sandbox, wire
+
+_clock = time.perf_counter_ns
+
+
+class Worker:
+    def __init__(self, cmd_fd, reply_fd):
+        self.cmd_fd, self.reply_fd = cmd_fd, reply_fd
+        self.isa = "scalar"
+        self.classes = {}        # kernel name -> class
+        self.objects = {}        # (kernel, combo) -> instance
+        self.bases = {}          # (combo, key) -> array
+        self.pending = None      # the prepared call
+        self.alive = deque(maxlen=2)   # keep recent buffers so new ones get new addresses
+        self.calls = 0
+
+    def reply(self, header, arrays=None):
+        wire.send(self.reply_fd, header, arrays)
+
+    # ------------------------------------------------------------ commands
+
+    def setup(self, msg, _arrays):
+        """Pin, request AMX, then close the sandbox before any kernel code loads."""
+        self.isa = msg["isa"]
+        amx = "not requested"
+        if self.isa == "amx":
+            amx = isa.request_amx_permission()
+        if msg.get("cpu") is not None:
+            os.sched_setaffinity(0, {msg["cpu"]})
+        cbuild.configure(cache_dir=msg["cache_dir"], offline=True,
+                         compiler_id=msg["compiler_id"])
+        sandbox.block_imports(msg["blocked"])
+        seccomp = sandbox.install_seccomp() or "on"
+        gc.disable()
+        self.reply({"ok": True, "amx": amx, "seccomp": seccomp})
+
+    def load(self, msg, _arrays):
+        for name, spec in msg["kernels"].items():
+            loaded = self._load(name, spec)
+            if isinstance(loaded, dict):
+                return self.reply(loaded)
+            self.classes[name] = loaded
+        self.reply({"ok": True})
+
+    def _load(self, name, spec):
+        path = spec["path"]
+        try:
+            mod_spec = importlib.util.spec_from_file_location(f"kernel_{name}", path)
+            module = importlib.util.module_from_spec(mod_spec)
+            sys.modules[mod_spec.name] = module
+            mod_spec.loader.exec_module(module)
+        except BaseException as exc:  # noqa: BLE001 - kernel code may raise anything
+            return {"error": "import", "message": _describe(exc, path)}
+        cls = getattr(module, spec["class"], None)
+        if not isinstance(cls, type):
+            return {"error": "api", "message": f"{path} defines no class {spec['class']}"}
+        missing = [m for m in spec["methods"] if not callable(getattr(cls, m, None))]
+        if missing:
+            return {"error": "api", "message":
+                    f"{path}: class {spec['class']} lacks method(s) {', '.join(missing)}"}
+        return cls
+
+    def construct(self, msg, arrays):
+        kwargs = dict(msg["init"], **{k: np.array(v) for k, v in arrays.items()})
+        t0 = _clock()
+        try:
+            obj = self.classes[msg["kernel"]](**kwargs, isa=self.isa)
+        except BaseException as exc:  # noqa: BLE001
+            return self.reply({"error": "kernel", "message": _describe(exc)})
+        self.objects[(msg["kernel"], msg["combo"])] = obj
+        self.reply({"ok": True, "ctor_ns": _clock() - t0})
+
+    def workload(self, msg, arrays):
+        for key, arr in arrays.items():
+            self.bases[(msg["combo"], key)] = np.array(arr)
+        self.reply({"ok": True})
+
+    def drop(self, msg, _arrays):
+        combo = msg["combo"]
+        self.objects = {k: v for k, v in self.objects.items() if k[1] != combo}
+        self.bases = {k: v for k, v in self.bases.items() if k[0] != combo}
+        gc.collect()
+        self.reply({"ok": True})
+
+    def prep(self, msg, arrays):
+        args, sources = {}, {}
+        for name, spec in msg["args"].items():
+            if "value" in spec:
+                args[name] = spec["value"]
+                continue
+            src = self._source(msg["combo"], spec, arrays)
+            fresh = np.empty(src.shape, src.dtype)   # a new buffer for every call
+            fresh[...] = src
+            args[name], sources[name] = fresh, src
+        outputs = {}
+        for name, (dtype, shape, fill) in msg["outputs"].items():
+            out = np.empty(shape, dtype)
+            out.fill(np.nan if fill == "nan" else fill)
+            outputs[name] = out
+        self.alive.append((args, outputs))
+        obj = None if msg.get("null") else self.objects[(msg["kernel"], msg["combo"])]
+        self.pending = (obj, msg.get("method"), args, outputs, sources)
+        self.reply({"ok": True})
+        self.go()
+
+    def _source(self, combo, spec, arrays):
+        if "array" in spec:
+            src = arrays[spec["array"]]
+        else:
+            src = self.bases[(combo, spec["base"])]
+            if "perm" in spec:     # fresh content: permuted rows, sign-flipped columns
+                src = np.take(src, arrays[spec["perm"]], axis=0)
+                src *= arrays[spec["signs"]]
+        if spec.get("limit") is not None:
+            src = src[: spec["limit"]]
+        return src
+
+    def go(self):
+        """The timed call: one byte in, eight bytes out, nothing else in the window."""
+        obj, method, args, outputs, _ = self.pending
+        fn = None if obj is None else getattr(obj, method)
+        if os.read(self.cmd_fd, 1) != b"g":
+            raise RuntimeError("expected the go byte")
+        t0 = _clock()
+        try:
+            if fn is not None:
+                fn(**args, **outputs)
+        except BaseException as exc:  # noqa: BLE001
+            os.write(self.reply_fd, (-1).to_bytes(8, "little", signed=True))
+            return self.reply({"error": "kernel", "message": _describe(exc)})
+        t1 = _clock()
+        os.write(self.reply_fd, (t1 - t0).to_bytes(8, "little", signed=True))
+
+    def finish(self, msg, _arrays):
+        _, _, args, outputs, sources = self.pending
+        self.pending = None
+        modified = []
+        if msg.get("verify"):
+            modified = [n for n, src in sources.items() if not np.array_equal(args[n], src)]
+        threads = len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else 1
+        self.calls += 1
+        if self.calls % 32 == 0:
+            gc.collect()
+        self.reply({"ok": True, "inputs_modified": modified, "threads": threads}, outputs)
+
+    # ------------------------------------------------------------ loop
+
+    def serve(self):
+        handlers = {"setup": self.setup, "load": self.load, "construct": self.construct,
+                    "workload": self.workload, "drop": self.drop, "prep": self.prep,
+                    "finish": self.finish}
+        while True:
+            try:
+                msg, arrays = wire.recv(self.cmd_fd)
+            except wire.WireError:
+                return 0                      # the supervisor went away
+            if msg["cmd"] == "bye":
+                return 0
+            try:
+                handlers[msg["cmd"]](msg, arrays)
+            except BaseException:  # noqa: BLE001 - a harness bug: report it, then stop
+                self.reply({"error": "internal", "message": traceback.format_exc()})
+                return 1
+
+
+def _describe(exc, path=None):
+    """The exception and its innermost frames, pointing at kernel code."""
+    frames = traceback.extract_tb(exc.__traceback__)[-3:]
+    where = "; ".join(f"{os.path.basename(f.filename)}:{f.lineno} in {f.name}" for f in frames)
+    head = f"{type(exc).__name__}: {exc}"
+    if path and isinstance(exc, SyntaxError):
+        head = f"{type(exc).__name__}: {exc.msg} ({os.path.basename(path)}:{exc.lineno})"
+    return f"{head}" + (f" [{where}]" if where else "")
+
+
+def main(argv):
+    return Worker(int(argv[0]), int(argv[1])).serve()

@@ -1,0 +1,1 @@
+"""Optimization targets: one package per kernel, all with the same files."""
