@@ -173,7 +173,7 @@ class Trial:
                 self.kernel_paths["best"] = best_dir / "kernels.py"
         except cbuild.BuildError as exc:
             raise Stop("build_fail", EXIT_BUILD, str(exc))
-        found = integrity.check_symbols(so, (), "kernels.c")
+        found = integrity.check_symbols(so, "kernels.c")
         if found:
             raise Stop("tamper", EXIT_POLICY, "; ".join(found))
         self.build_seconds = time.monotonic() - t
