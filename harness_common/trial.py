@@ -205,8 +205,13 @@ class Trial:
             for n in names:
                 self.kernels[n] = Kernel(n, w, n)
 
+    def plan(self):
+        """The cases and combos of this trial (from the seed; before any pinning)."""
+        self.cases = self.battery_fn(self.seed, self.args.quick)
+        self.combos = self.combos_fn(self.seed, self.args.quick)
+
     def correctness(self):
-        cases = self.battery_fn(self.seed, self.args.quick)
+        cases = self.cases
         fails = battery.run(cases, self.kernels["candidate"], self.args.timeout, self.say)
         self.block.set("correctness", "FAIL" if fails else f"pass ({len(cases)} cases, seed {self.seed})")
         if fails:
@@ -215,7 +220,7 @@ class Trial:
 
     def timing(self):
         b = self.cfg.budget
-        combos = self.combos_fn(self.seed, self.args.quick)
+        combos = self.combos
         quick = self.args.quick
         timer = Timer(self.kernels["candidate"], self.kernels.get("best"), self.kernels.get("scalar"),
                       np.random.default_rng([self.seed, 7]),
@@ -328,6 +333,7 @@ class Trial:
         try:
             self.prepare()
             self.build()
+            self.plan()
             self.start_workers()
             self.correctness()
             runs = self.timing()
@@ -336,7 +342,7 @@ class Trial:
                 w.close()
             status, reason = self.verdict(runs, peak)
             self.record(status, reason)
-            print(self.block.render(), flush=True)
+            _emit(self.block.render())
             return EXIT_OK
         except Stop as stop:
             return self.stop(stop)
@@ -374,8 +380,16 @@ class Trial:
         if self.workers:
             self.row["peak_rss_mb"] = f"{self.workers[0].peak_kb / 1024:.1f}"
         self.record(stop.status, stop.reason)
-        print(self.block.render(), flush=True)
+        _emit(self.block.render())
         return stop.code
+
+
+def _emit(text):
+    """Print the result block; a reader that went away (`| head`) is not an error."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        sys.stdout = None
 
 
 def _interrupt(signum, frame):
