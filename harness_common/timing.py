@@ -55,7 +55,7 @@ class Kernel:
 @dataclass
 class ClockAudit:
     """Reported call times against the OS's CPU accounting and the supervisor's clock."""
-    overhead_ns: float = 20_000.0     # honest per-call cost inside the CPU window
+    overhead_ns: float = 20_000.0     # honest per-call protocol cost inside the CPU window
     calls: int = 0
     reported: int = 0
     cpu: int = 0
@@ -80,7 +80,8 @@ class ClockAudit:
         if self.parallel:
             out.append(f"the worker used more CPU time than wall time ({len(self.parallel)} calls, "
                        f"first in {self.parallel[0]}): work ran on more than one CPU")
-        hidden = self.cpu - self.reported - self.calls * self.overhead_ns
+        # Honest calls show the protocol cost plus under 1% (interrupts, clock reads).
+        hidden = self.cpu - self.reported - self.calls * 1.5 * self.overhead_ns
         if self.cpu and hidden > 0.01 * self.cpu:
             out.append(f"reported kernel time is {100 * hidden / self.cpu:.1f}% below the OS's CPU "
                        f"accounting for the worker ({self.reported / 1e6:.1f} ms reported, "
@@ -97,7 +98,7 @@ def calibrate(worker, samples=30, timeout=30.0):
         res = worker.call({"cmd": "prep", "null": True, "args": {}, "outputs": {}}, timeout=timeout)
         if res.cpu_ns is not None:
             costs.append(res.cpu_ns - res.t_ns)
-    return float(np.quantile(costs, 0.75)) * 1.5 + 5_000 if costs else 20_000.0
+    return float(np.median(costs)) if costs else 20_000.0
 
 
 # ------------------------------------------------------------ one call
