@@ -3,8 +3,11 @@
 Both kernels run in their own worker process, both pinned to the same CPU
 and driven in lockstep by the supervisor, so only one runs at a time and a
 candidate can neither see nor slow down the best. Every round times each
-kernel on the same two fresh inputs in ABBA order (A = candidate, B = best):
-drift within a round cancels in the round's ratio sum(A)/sum(B).
+kernel on the same two fresh inputs, in ABBA order on even rounds and BAAB
+on odd ones (A = candidate, B = best): drift within a round cancels in the
+round's ratio sum(A)/sum(B), and neither kernel owns the first or the warm
+position. Outputs are re-checked after a combo's rounds, so the checking
+work never sits between timed calls.
 
 Every timed call gets new content (the combo's `fresh`), new buffers and
 outputs pre-filled with one of two fills; its outputs are re-checked. The
@@ -191,12 +194,14 @@ class Timer:
             ctor[kernel.label] = reply["ctor_ns"]
         return ctor
 
-    def _round(self, combo_id, combo, r, verify_rng, record):
-        """One ABBA round on two fresh inputs; returns {(label, slot): ns}."""
+    def _round(self, combo_id, combo, r, verify_rng, record, pending):
+        """One round on two fresh inputs, ABBA on even rounds and BAAB on odd ones
+        (so neither kernel always runs first after the supervisor was busy)."""
         nw = len(combo.workloads)
         slots = [(2 * r) % nw, (2 * r + 1) % nw]
         fresh = [combo.fresh(self.rng, w) for w in slots]
-        order = [(self.cand, 0), (self.best, 0), (self.best, 1), (self.cand, 1)]
+        a, b = (self.cand, self.best) if r % 2 == 0 else (self.best, self.cand)
+        order = [(a, 0), (b, 0), (b, 1), (a, 1)]
         times, outs = {}, {}
         for i, (kernel, s) in enumerate(order):
             if kernel is None:
@@ -205,14 +210,20 @@ class Timer:
             times[(kernel.label, s)] = res.t_ns
             outs[(kernel.label, s)] = res.outputs
         for s in (0, 1):
-            memo = {}
-            for kernel in filter(None, (self.cand, self.best)):
-                msgs = combo.check(fresh[s], slots[s], outs[(kernel.label, s)], self.rng, memo)
-                if msgs:
-                    raise CheckFailure(kernel.label, [f"timed call, {m}" for m in msgs])
+            pending.append((fresh[s], slots[s], {k: outs[(k, s)] for k in
+                                                 [x.label for x in (self.cand, self.best) if x]}))
         if record is not None:
             record.append(times)
         return times
+
+    def _recheck(self, combo, pending):
+        """Re-check every timed call's outputs (after the rounds, off the timed path)."""
+        for fresh, slot, outs in pending:
+            memo = {}
+            for label, outputs in outs.items():
+                msgs = combo.check(fresh, slot, outputs, self.rng, memo)
+                if msgs:
+                    raise CheckFailure(label, [f"timed call, {m}" for m in msgs])
 
     def _scalar_call(self, combo_id, combo, verify_rng):
         fresh = combo.fresh(self.rng, 0)
@@ -227,20 +238,21 @@ class Timer:
         runs = []
         for ci, combo in enumerate(combos):
             ctor = self._setup(ci, combo)
-            warm = self._round(ci, combo, 0, verify_rng, None)
+            pending = []
+            warm = self._round(ci, combo, 0, verify_rng, None, pending)
             round_s = sum(warm.values()) / 1e9 + 4 * 200e-6
             left = self.budget_s - (time.monotonic() - self.started)
             rounds = int(np.clip(left / (len(combos) - ci) / round_s, self.min_rounds, self.max_rounds))
-            record, scalar_ns = [], []
-            scalar_at = {0, rounds // 2, rounds - 1} if self.scalar else set()
+            rounds += rounds % 2                      # as many ABBA as BAAB rounds
+            record = []
             for r in range(1, rounds + 1):
-                self._round(ci, combo, r, verify_rng, record)
-                if r - 1 in scalar_at:
-                    scalar_ns.append(self._scalar_call(ci, combo, verify_rng))
+                self._round(ci, combo, r, verify_rng, record, pending)
+            scalar_ns = [self._scalar_call(ci, combo, verify_rng) for _ in range(3)] \
+                if self.scalar else None
+            self._recheck(combo, pending)
             a = [[t[("candidate", 0)], t[("candidate", 1)]] for t in record]
             b = [[t[("best", 0)], t[("best", 1)]] for t in record] if self.best else None
-            result = stats.summarize_combo(combo.name, a, b, combo.units, self.rng,
-                                           scalar_ns or None)
+            result = stats.summarize_combo(combo.name, a, b, combo.units, self.rng, scalar_ns)
             for worker in self.workers:
                 worker.request({"cmd": "drop", "combo": ci}, timeout=self.timeout)
             ratios = stats.round_ratios(a, b) if b is not None else None
