@@ -91,23 +91,25 @@ def topk(label, ids, dists, n, k, ref_of, ref_all=None, pad_id=0xFFFFFFFF):
     return msgs
 
 
-def argmin(label, codes, ref_dists):
+def argmin(label, codes, ref_dists, rows=None):
     """Codes (n, S) against reference distances (n, S, K): the chosen centroid's
-    distance must be within tolerance of the subspace minimum."""
+    distance must be within tolerance of the subspace minimum. `rows` gives
+    the row numbers to name when the codes are a sample of a larger call."""
     codes = np.asarray(codes)
+    rows = np.arange(len(codes)) if rows is None else np.asarray(rows)
     ref_dists = np.asarray(ref_dists, dtype=np.float64)
     n, s, k = ref_dists.shape
     if codes.shape != (n, s):
         return [f"{label}: codes shape {codes.shape}, expected {(n, s)}"]
     if codes.size and int(codes.max()) >= k:
         i, j = np.argwhere(codes >= k)[0]
-        return [f"{label} row {i} subspace {j}: code {int(codes[i, j])} out of range [0, {k})"]
+        return [f"{label} row {rows[i]} subspace {j}: code {int(codes[i, j])} out of range [0, {k})"]
     chosen = np.take_along_axis(ref_dists, codes.astype(np.int64)[..., None], axis=2)[..., 0]
     best = ref_dists.min(axis=2)
     bad = chosen - best > tolerance(best)
     msgs = []
     for i, j in np.argwhere(bad)[:MAX_MESSAGES]:
-        msgs.append(f"{label} row {i} subspace {j}: expected centroid {int(np.argmin(ref_dists[i, j]))} "
+        msgs.append(f"{label} row {rows[i]} subspace {j}: expected centroid {int(np.argmin(ref_dists[i, j]))} "
                     f"(distance {_fmt(best[i, j])}), got {int(codes[i, j])} "
                     f"(distance {_fmt(chosen[i, j])}), tolerance {_fmt(tolerance(best[i, j]))}")
     if bad.sum() > MAX_MESSAGES:

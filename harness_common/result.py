@@ -10,7 +10,7 @@ def keys(unit):
     return ("status", "reason", "correctness", f"geomean_ns_per_{unit}", "ratio_vs_best",
             "ratio_ci95", f"worst_ns_per_{unit}", f"best_ns_per_{unit}", "combo",
             "speedup_vs_scalar", "peak_rss_mb", "constructor_ms", "build_seconds",
-            "total_seconds", "isa", "amx_permission", "seed", "kernel_sha256", "warning", "ledger")
+            "inputs_seconds", "total_seconds", "isa", "amx_permission", "seed", "kernel_sha256", "warning", "ledger")
 
 
 class ResultBlock:

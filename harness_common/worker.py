@@ -77,7 +77,7 @@ class Worker:
         self.classes = {}        # kernel name -> class
         self.objects = {}        # (kernel, combo) -> instance
         self.bases = {}          # (combo, key) -> array
-        self.pending = None      # the prepared call
+        self.pending = None      # the prepared call: object, method, args, outputs, recipes
         self.arena = Arena()
         self.calls = 0
 
@@ -151,41 +151,47 @@ class Worker:
         self.reply({"ok": True})
 
     def prep(self, msg, arrays):
-        args, sources = {}, {}
+        args, recipes = {}, {}
         for name, spec in msg["args"].items():
             if "value" in spec:
                 args[name] = spec["value"]
             else:
-                sources[name] = self._source(msg["combo"], spec, arrays)
+                recipes[name] = (spec, self._shape(msg["combo"], spec, arrays))
         outs = {n: (np.dtype(d), tuple(s), f) for n, (d, s, f) in msg["outputs"].items()}
-        shapes = [(a.dtype, a.shape) for a in sources.values()] + [(d, s) for d, s, _ in outs.values()]
+        shapes = [ds for _, ds in recipes.values()] + [(d, s) for d, s, _ in outs.values()]
         views = iter(self.arena.window([int(np.prod(s, dtype=np.int64)) * d.itemsize
                                         for d, s in shapes]))
-        for name, src in sources.items():
-            fresh = next(views).view(src.dtype).reshape(src.shape)
-            fresh[...] = src
-            args[name] = fresh
+        for name, (spec, (dtype, shape)) in recipes.items():
+            args[name] = next(views).view(dtype).reshape(shape)
+            self._materialize(msg["combo"], spec, arrays, args[name])
         outputs = {}
         for name, (dtype, shape, fill) in outs.items():
             out = next(views).view(dtype).reshape(shape)
             out.fill(np.nan if fill == "nan" else fill)
             outputs[name] = out
         obj = None if msg.get("null") else self.objects[(msg["kernel"], msg["combo"])]
-        self.pending = (obj, msg.get("method"), args, outputs, sources)
+        self.pending = (obj, msg.get("method"), args, outputs,
+                        (msg["combo"], {n: r[0] for n, r in recipes.items()}, arrays))
         self.reply({"ok": True})
         self.go()
 
-    def _source(self, combo, spec, arrays):
-        if "array" in spec:
-            src = arrays[spec["array"]]
+    def _base(self, combo, spec, arrays):
+        return arrays[spec["array"]] if "array" in spec else self.bases[(combo, spec["base"])]
+
+    def _shape(self, combo, spec, arrays):
+        src = self._base(combo, spec, arrays)
+        rows = len(src) if spec.get("limit") is None else min(len(src), spec["limit"])
+        return src.dtype, (rows, *src.shape[1:])
+
+    def _materialize(self, combo, spec, arrays, out):
+        """Write an argument's content into `out`: a copy of the sent or base array,
+        or, for fresh content, its rows permuted and columns sign-flipped."""
+        src = self._base(combo, spec, arrays)
+        if "perm" in spec:
+            np.take(src, arrays[spec["perm"]][:len(out)], axis=0, out=out)
+            out *= arrays[spec["signs"]]
         else:
-            src = self.bases[(combo, spec["base"])]
-            if "perm" in spec:     # fresh content: permuted rows, sign-flipped columns
-                src = np.take(src, arrays[spec["perm"]], axis=0)
-                src *= arrays[spec["signs"]]
-        if spec.get("limit") is not None:
-            src = src[: spec["limit"]]
-        return src
+            out[...] = src[:len(out)]
 
     def go(self):
         """The timed call: one byte in, eight bytes out, nothing else in the window."""
@@ -204,11 +210,15 @@ class Worker:
         os.write(self.reply_fd, (t1 - t0).to_bytes(8, "little", signed=True))
 
     def finish(self, msg, _arrays):
-        _, _, args, outputs, sources = self.pending
+        _, _, args, outputs, (combo, recipes, arrays) = self.pending
         self.pending = None
         modified = []
         if msg.get("verify"):
-            modified = [n for n, src in sources.items() if not np.array_equal(args[n], src)]
+            for name, spec in recipes.items():
+                expected = np.empty_like(args[name])
+                self._materialize(combo, spec, arrays, expected)
+                if not np.array_equal(args[name], expected):
+                    modified.append(name)
         threads = len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else 1
         self.calls += 1
         if self.calls % 32 == 0:

@@ -1,0 +1,1 @@
+"""campq_encode: 6-byte CAM-PQ fingerprints of weight-matrix rows (see program.md)."""

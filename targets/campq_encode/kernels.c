@@ -1,0 +1,71 @@
+/* campq_encode kernel (agent-editable): nearest centroid per subspace.
+ *
+ * The constructor transposes each subspace's centroids to [column][K] and
+ * precomputes |c|^2, so encoding a row is argmin_k |c_k|^2 - 2 x.c_k with
+ * the inner loop running across centroids (independent sums, so the
+ * compiler vectorizes it without reassociating). Entry points take the ISA
+ * level the harness allows; faster paths go in HARNESS_TARGET_* functions.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "harness_isa.h"
+
+/* cbt[j][k] = codebook[k][j]; norms[s][k] = |centroid k of subspace s|^2 */
+void campq_prepare(const float *codebook, int dim, int num_subspaces, int num_centroids,
+                   float *cbt, float *norms)
+{
+    for (int k = 0; k < num_centroids; k++)
+        for (int j = 0; j < dim; j++)
+            cbt[(long)j * num_centroids + k] = codebook[(long)k * dim + j];
+    for (int s = 0; s < num_subspaces; s++) {
+        int lo = s * dim / num_subspaces, hi = (s + 1) * dim / num_subspaces;
+        for (int k = 0; k < num_centroids; k++) {
+            float t = 0.0f;
+            for (int j = lo; j < hi; j++) {
+                float c = codebook[(long)k * dim + j];
+                t += c * c;
+            }
+            norms[(long)s * num_centroids + k] = t;
+        }
+    }
+}
+
+static void encode_portable(const float *cbt, const float *norms, int dim, int num_subspaces,
+                            int num_centroids, const float *rows, int n, uint8_t *out)
+{
+    float acc[256];
+    for (int i = 0; i < n; i++) {
+        const float *x = rows + (long)i * dim;
+        for (int s = 0; s < num_subspaces; s++) {
+            int lo = s * dim / num_subspaces, hi = (s + 1) * dim / num_subspaces;
+            memset(acc, 0, sizeof(float) * num_centroids);
+            for (int j = lo; j < hi; j++) {
+                const float *c = cbt + (long)j * num_centroids;
+                float xj = x[j];
+                for (int k = 0; k < num_centroids; k++)
+                    acc[k] += xj * c[k];
+            }
+            const float *nrm = norms + (long)s * num_centroids;
+            int best_k = 0;
+            float best = nrm[0] - 2.0f * acc[0];
+            for (int k = 1; k < num_centroids; k++) {
+                float d = nrm[k] - 2.0f * acc[k];
+                if (d < best) {            /* strict: the lowest index wins ties */
+                    best = d;
+                    best_k = k;
+                }
+            }
+            out[(long)i * num_subspaces + s] = (uint8_t)best_k;
+        }
+    }
+}
+
+/* ------------------------------------------------------------ dispatch */
+
+void campq_encode(const float *cbt, const float *norms, int dim, int num_subspaces,
+                  int num_centroids, const float *rows, int n, uint8_t *out, int isa)
+{
+    (void)isa;   /* every level uses the portable path for now */
+    encode_portable(cbt, norms, dim, num_subspaces, num_centroids, rows, n, out);
+}

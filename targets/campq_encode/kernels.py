@@ -1,0 +1,43 @@
+"""campq_encode kernel (agent-editable): the Python face of kernels.c.
+
+The API is fixed by program.md; everything behind it may change. Imports
+are limited to numpy, the standard math helpers and harness_common.cbuild.
+"""
+import numpy as np
+
+from harness_common.cbuild import load_kernel_lib, pointer
+
+CDEF = """
+void campq_prepare(const float *codebook, int dim, int num_subspaces, int num_centroids,
+                   float *cbt, float *norms);
+void campq_encode(const float *cbt, const float *norms, int dim, int num_subspaces,
+                  int num_centroids, const float *rows, int n, uint8_t *out, int isa);
+"""
+ffi, lib = load_kernel_lib(__file__, CDEF)
+
+ISA_LEVELS = {"scalar": 0, "avx2": 1, "avx512": 2, "amx": 3}
+
+
+class CamPqEncoder:
+    def __init__(self, dim, num_subspaces, codebook, isa):
+        if not 0 < num_subspaces <= dim:
+            raise ValueError(f"num_subspaces={num_subspaces} must be in 1..dim ({dim})")
+        if isa not in ISA_LEVELS:
+            raise ValueError(f"isa={isa!r} is not one of {sorted(ISA_LEVELS)}")
+        codebook = np.ascontiguousarray(codebook, dtype=np.float32)
+        self.k = len(codebook)
+        if not 0 < self.k <= 256:
+            raise ValueError(f"codebook has {self.k} centroids; codes are uint8, so 1..256")
+        self.dim, self.s, self.isa = dim, num_subspaces, ISA_LEVELS[isa]
+        cb = pointer(ffi, codebook, "float32", (self.k, dim), "codebook")
+        self.cbt = np.empty((dim, self.k), np.float32)
+        self.norms = np.empty((num_subspaces, self.k), np.float32)
+        self._cbt = pointer(ffi, self.cbt, "float32", self.cbt.shape, "cbt")
+        self._norms = pointer(ffi, self.norms, "float32", self.norms.shape, "norms")
+        lib.campq_prepare(cb, dim, num_subspaces, self.k, self._cbt, self._norms)
+
+    def encode(self, rows, out):
+        n = len(rows)
+        x = pointer(ffi, rows, "float32", (None, self.dim), "rows")
+        o = pointer(ffi, out, "uint8", (n, self.s), "out")
+        lib.campq_encode(self._cbt, self._norms, self.dim, self.s, self.k, x, n, o, self.isa)
