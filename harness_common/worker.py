@@ -171,7 +171,7 @@ class Worker:
             outputs[name] = out
         obj = None if msg.get("null") else self.objects[(msg["kernel"], msg["combo"])]
         self.pending = (obj, msg.get("method"), args, outputs,
-                        (msg["combo"], {n: r[0] for n, r in recipes.items()}, arrays))
+                        (msg.get("combo"), {n: r[0] for n, r in recipes.items()}, arrays))
         self.reply({"ok": True})
         self.go()
 
