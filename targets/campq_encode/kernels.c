@@ -2,8 +2,9 @@
  *
  * The constructor transposes each subspace's centroids to [column][K] and
  * precomputes |c|^2, so encoding a row is argmin_k |c_k|^2 - 2 x.c_k with
- * the inner loop running across centroids (independent sums, so the
- * compiler vectorizes it without reassociating). Entry points take the ISA
+ * the inner loop running across a block of centroids (independent sums, so
+ * the compiler vectorizes it without reassociating, and keeps them in
+ * registers across the columns). Entry points take the ISA
  * level the harness allows; faster paths go in HARNESS_TARGET_* functions.
  */
 #include <stdint.h>
@@ -31,29 +32,39 @@ void campq_prepare(const float *codebook, int dim, int num_subspaces, int num_ce
     }
 }
 
+#define KB 32   /* centroids per block: their sums stay in registers across columns */
+
 static void encode_portable(const float *cbt, const float *norms, int dim, int num_subspaces,
                             int num_centroids, const float *rows, int n, uint8_t *out)
 {
-    float acc[256];
     for (int i = 0; i < n; i++) {
         const float *x = rows + (long)i * dim;
         for (int s = 0; s < num_subspaces; s++) {
             int lo = s * dim / num_subspaces, hi = (s + 1) * dim / num_subspaces;
-            memset(acc, 0, sizeof(float) * num_centroids);
-            for (int j = lo; j < hi; j++) {
-                const float *c = cbt + (long)j * num_centroids;
-                float xj = x[j];
-                for (int k = 0; k < num_centroids; k++)
-                    acc[k] += xj * c[k];
-            }
             const float *nrm = norms + (long)s * num_centroids;
             int best_k = 0;
-            float best = nrm[0] - 2.0f * acc[0];
-            for (int k = 1; k < num_centroids; k++) {
-                float d = nrm[k] - 2.0f * acc[k];
-                if (d < best) {            /* strict: the lowest index wins ties */
-                    best = d;
-                    best_k = k;
+            float best = 0.0f;
+            for (int k0 = 0; k0 < num_centroids; k0 += KB) {
+                int kn = num_centroids - k0 < KB ? num_centroids - k0 : KB;
+                float acc[KB] = {0};
+                if (kn == KB) {
+                    for (int j = lo; j < hi; j++) {
+                        const float *c = cbt + (long)j * num_centroids + k0;
+                        float xj = x[j];
+                        for (int k = 0; k < KB; k++)
+                            acc[k] += xj * c[k];
+                    }
+                } else {
+                    for (int j = lo; j < hi; j++)
+                        for (int k = 0; k < kn; k++)
+                            acc[k] += x[j] * cbt[(long)j * num_centroids + k0 + k];
+                }
+                for (int k = 0; k < kn; k++) {
+                    float d = nrm[k0 + k] - 2.0f * acc[k];
+                    if ((k0 == 0 && k == 0) || d < best) {   /* strict: lowest index wins ties */
+                        best = d;
+                        best_k = k0 + k;
+                    }
                 }
             }
             out[(long)i * num_subspaces + s] = (uint8_t)best_k;
