@@ -32,11 +32,30 @@ void campq_prepare(const float *codebook, int dim, int num_subspaces, int num_ce
     }
 }
 
-#define KB 32   /* centroids per block: their sums stay in registers across columns */
+/* Four-float vectors in GCC's portable vector extension (SSE2 on any x86-64):
+ * 8 of them hold the sums of a block of 32 centroids in registers. */
+typedef float v4f __attribute__((vector_size(16), aligned(4)));
+#define KB 32
+
+static void dot_block(const float *x, const float *cbt, int stride, int lo, int hi,
+                       int k0, float *acc)
+{
+    v4f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0}, a5 = {0}, a6 = {0}, a7 = {0};
+    for (int j = lo; j < hi; j++) {
+        const v4f *c = (const v4f *)(cbt + (long)j * stride + k0);
+        v4f xj = {x[j], x[j], x[j], x[j]};
+        a0 += xj * c[0]; a1 += xj * c[1]; a2 += xj * c[2]; a3 += xj * c[3];
+        a4 += xj * c[4]; a5 += xj * c[5]; a6 += xj * c[6]; a7 += xj * c[7];
+    }
+    v4f *out = (v4f *)acc;
+    out[0] = a0; out[1] = a1; out[2] = a2; out[3] = a3;
+    out[4] = a4; out[5] = a5; out[6] = a6; out[7] = a7;
+}
 
 static void encode_portable(const float *cbt, const float *norms, int dim, int num_subspaces,
                             int num_centroids, const float *rows, int n, uint8_t *out)
 {
+    float acc[KB];
     for (int i = 0; i < n; i++) {
         const float *x = rows + (long)i * dim;
         for (int s = 0; s < num_subspaces; s++) {
@@ -46,18 +65,14 @@ static void encode_portable(const float *cbt, const float *norms, int dim, int n
             float best = 0.0f;
             for (int k0 = 0; k0 < num_centroids; k0 += KB) {
                 int kn = num_centroids - k0 < KB ? num_centroids - k0 : KB;
-                float acc[KB] = {0};
                 if (kn == KB) {
-                    for (int j = lo; j < hi; j++) {
-                        const float *c = cbt + (long)j * num_centroids + k0;
-                        float xj = x[j];
-                        for (int k = 0; k < KB; k++)
-                            acc[k] += xj * c[k];
-                    }
+                    dot_block(x, cbt, num_centroids, lo, hi, k0, acc);
                 } else {
-                    for (int j = lo; j < hi; j++)
-                        for (int k = 0; k < kn; k++)
+                    for (int k = 0; k < kn; k++) {
+                        acc[k] = 0.0f;
+                        for (int j = lo; j < hi; j++)
                             acc[k] += x[j] * cbt[(long)j * num_centroids + k0 + k];
+                    }
                 }
                 for (int k = 0; k < kn; k++) {
                     float d = nrm[k0 + k] - 2.0f * acc[k];
