@@ -52,37 +52,45 @@ static void dot_block(const float *x, const float *cbt, int stride, int lo, int 
     out[4] = a4; out[5] = a5; out[6] = a6; out[7] = a7;
 }
 
+#define RB 16   /* rows per block: each codebook block is read once per 16 rows */
+
 static void encode_portable(const float *cbt, const float *norms, int dim, int num_subspaces,
                             int num_centroids, const float *rows, int n, uint8_t *out)
 {
-    float acc[KB];
-    for (int i = 0; i < n; i++) {
-        const float *x = rows + (long)i * dim;
+    static __thread float dist[RB][256];
+    for (int i0 = 0; i0 < n; i0 += RB) {
+        int rn = n - i0 < RB ? n - i0 : RB;
         for (int s = 0; s < num_subspaces; s++) {
             int lo = s * dim / num_subspaces, hi = (s + 1) * dim / num_subspaces;
             const float *nrm = norms + (long)s * num_centroids;
-            int best_k = 0;
-            float best = 0.0f;
             for (int k0 = 0; k0 < num_centroids; k0 += KB) {
                 int kn = num_centroids - k0 < KB ? num_centroids - k0 : KB;
-                if (kn == KB) {
-                    dot_block(x, cbt, num_centroids, lo, hi, k0, acc);
-                } else {
-                    for (int k = 0; k < kn; k++) {
-                        acc[k] = 0.0f;
-                        for (int j = lo; j < hi; j++)
-                            acc[k] += x[j] * cbt[(long)j * num_centroids + k0 + k];
-                    }
-                }
-                for (int k = 0; k < kn; k++) {
-                    float d = nrm[k0 + k] - 2.0f * acc[k];
-                    if ((k0 == 0 && k == 0) || d < best) {   /* strict: lowest index wins ties */
-                        best = d;
-                        best_k = k0 + k;
+                for (int r = 0; r < rn; r++) {
+                    const float *x = rows + (long)(i0 + r) * dim;
+                    float *acc = dist[r] + k0;
+                    if (kn == KB) {
+                        dot_block(x, cbt, num_centroids, lo, hi, k0, acc);
+                    } else {
+                        for (int k = 0; k < kn; k++) {
+                            acc[k] = 0.0f;
+                            for (int j = lo; j < hi; j++)
+                                acc[k] += x[j] * cbt[(long)j * num_centroids + k0 + k];
+                        }
                     }
                 }
             }
-            out[(long)i * num_subspaces + s] = (uint8_t)best_k;
+            for (int r = 0; r < rn; r++) {
+                int best_k = 0;
+                float best = nrm[0] - 2.0f * dist[r][0];
+                for (int k = 1; k < num_centroids; k++) {
+                    float d = nrm[k] - 2.0f * dist[r][k];
+                    if (d < best) {                 /* strict: lowest index wins ties */
+                        best = d;
+                        best_k = k;
+                    }
+                }
+                out[(long)(i0 + r) * num_subspaces + s] = (uint8_t)best_k;
+            }
         }
     }
 }
