@@ -57,7 +57,7 @@ static void dot_block(const float *x, const float *cbt, int stride, int lo, int 
 static void encode_portable(const float *cbt, const float *norms, int dim, int num_subspaces,
                             int num_centroids, const float *rows, int n, uint8_t *out)
 {
-    static __thread float dist[RB][256];
+    float dist[RB][256];              /* 16 KB: stays in L1 with the current rows */
     for (int i0 = 0; i0 < n; i0 += RB) {
         int rn = n - i0 < RB ? n - i0 : RB;
         for (int s = 0; s < num_subspaces; s++) {
