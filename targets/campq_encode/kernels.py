@@ -9,8 +9,8 @@ from harness_common.cbuild import load_kernel_lib, pointer
 
 CDEF = """
 void campq_prepare(const float *codebook, int dim, int num_subspaces, int num_centroids,
-                   float *cbt, float *norms);
-void campq_encode(const float *cbt, const float *norms, int dim, int num_subspaces,
+                   float *packed, float *norms);
+void campq_encode(const float *packed, const float *norms, int dim, int num_subspaces,
                   int num_centroids, const float *rows, int n, uint8_t *out, int isa);
 """
 ffi, lib = load_kernel_lib(__file__, CDEF)
@@ -30,14 +30,15 @@ class CamPqEncoder:
             raise ValueError(f"codebook has {self.k} centroids; codes are uint8, so 1..256")
         self.dim, self.s, self.isa = dim, num_subspaces, ISA_LEVELS[isa]
         cb = pointer(ffi, codebook, "float32", (self.k, dim), "codebook")
-        self.cbt = np.empty((dim, self.k), np.float32)
-        self.norms = np.empty((num_subspaces, self.k), np.float32)
-        self._cbt = pointer(ffi, self.cbt, "float32", self.cbt.shape, "cbt")
+        kp = (self.k + 31) // 32 * 32          # kernels.c pads K to its block size
+        self.packed = np.empty((kp, dim), np.float32)
+        self.norms = np.empty((num_subspaces, kp), np.float32)
+        self._packed = pointer(ffi, self.packed, "float32", self.packed.shape, "packed")
         self._norms = pointer(ffi, self.norms, "float32", self.norms.shape, "norms")
-        lib.campq_prepare(cb, dim, num_subspaces, self.k, self._cbt, self._norms)
+        lib.campq_prepare(cb, dim, num_subspaces, self.k, self._packed, self._norms)
 
     def encode(self, rows, out):
         n = len(rows)
         x = pointer(ffi, rows, "float32", (None, self.dim), "rows")
         o = pointer(ffi, out, "uint8", (n, self.s), "out")
-        lib.campq_encode(self._cbt, self._norms, self.dim, self.s, self.k, x, n, o, self.isa)
+        lib.campq_encode(self._packed, self._norms, self.dim, self.s, self.k, x, n, o, self.isa)
