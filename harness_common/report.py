@@ -1,0 +1,118 @@
+"""The morning review: the ledger as a table and a progress picture.
+
+    python -m harness_common report              # every target under results/
+    python -m harness_common report pq_l2        # one target
+    python -m harness_common report pq_l2 --results-dir /tmp/scratch
+
+The picture (results/<target>/progress.png): trials on x, geomean ns per
+unit on a log y axis, kept trials highlighted, the running best as a step
+line, each kept step labelled with its description.
+"""
+from pathlib import Path
+
+from . import config, ledger
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _num(text):
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def _unit(name):
+    """The target's metric unit from its target.toml ('unit' if unknown)."""
+    try:
+        return config.load(ROOT / "targets" / name / "target.toml").unit
+    except config.ConfigError:
+        return "unit"
+
+
+def table(rows):
+    """The trial table as text lines."""
+    head = f"{'#':>3}  {'status':<10} {'geomean_ns':>12} {'ratio':>7} {'ci95':>17}  {'isa':<7} description"
+    lines = [head, "-" * len(head)]
+    for i, r in enumerate(rows, 1):
+        ci = f"[{r['ratio_ci_low']}, {r['ratio_ci_high']}]" if r["ratio_ci_low"] else ""
+        mark = "*" if r["status"] in ledger.KEPT else " "
+        lines.append(f"{i:>3}{mark} {r['status']:<10} {r['geomean_ns'] or '-':>12} "
+                     f"{r['ratio_vs_best'] or '-':>7} {ci:>17}  {r['isa']:<7} {r['description']}")
+    return lines
+
+
+def picture(rows, unit, path, title):
+    """Write the progress picture; returns None or why it could not be drawn."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed (pip install -e '.[plot]'); table only"
+    pts = [(i, _num(r["geomean_ns"]), r) for i, r in enumerate(rows, 1) if _num(r["geomean_ns"])]
+    if not pts:
+        return "no trial with a timing yet; nothing to draw"
+    fig, ax = plt.subplots(figsize=(11, 5.5))
+    others = [(i, g) for i, g, r in pts if r["status"] not in ledger.KEPT]
+    kept = [(i, g, r) for i, g, r in pts if r["status"] in ledger.KEPT]
+    if others:
+        ax.scatter(*zip(*others), s=18, color="#bbbbbb", label="discarded / failed", zorder=2)
+    if kept:
+        xs, ys = [i for i, _, _ in kept], [g for _, g, _ in kept]
+        ax.scatter(xs, ys, s=46, color="#d62728", label="kept", zorder=3)
+        step_x, step_y = xs + [len(rows)], ys + [ys[-1]]
+        ax.step(step_x, step_y, where="post", color="#d62728", lw=1.3, label="running best")
+        for i, g, r in kept:
+            ax.annotate((r["description"] or r["status"])[:40], (i, g), textcoords="offset points",
+                        xytext=(4, 6), fontsize=7, rotation=18)
+    ax.set_yscale("log")
+    ax.set_xlabel("trial")
+    ax.set_ylabel(f"geomean ns per {unit} (log)")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return None
+
+
+def report(target=None, results_dir=None, out=print):
+    """Print the table for one target (or all under results/) and write each
+    progress picture. `results_dir` is a target's ledger folder, as in
+    run_experiment --results-dir. Returns an exit code."""
+    if results_dir and not target:
+        out("--results-dir needs a target name (it is that target's ledger folder)")
+        return 1
+    if target:
+        folders = {target: Path(results_dir) if results_dir else ROOT / "results" / target}
+    else:
+        base = ROOT / "results"
+        folders = {p.name: p for p in sorted(base.glob("*")) if (p / "results.tsv").exists()}
+    if not folders:
+        out("no ledgers under results/; run a trial first (python -m targets.pq_l2.run_experiment)")
+        return 1
+    for name, folder in folders.items():
+        led = ledger.Ledger(folder, name)
+        if not led.path.exists():
+            out(f"{name}: no ledger at {led.path}; run a trial first")
+            return 1
+        try:
+            rows = led.rows()
+        except ledger.LedgerError as exc:
+            out(f"{name}: {exc}")
+            return 5
+        unit = _unit(name)
+        kept = [r for r in rows if r["status"] in ledger.KEPT]
+        out(f"{name}: {len(rows)} trials, {len(kept)} kept (* = kept)")
+        for line in table(rows):
+            out("  " + line)
+        if kept:
+            first, last = _num(kept[0]["geomean_ns"]), _num(kept[-1]["geomean_ns"])
+            if first and last:
+                out(f"  best: {last:.1f} ns per {unit}, {first / last:.2f}x faster than the baseline row")
+        png = folder / "progress.png"
+        why = picture(rows, unit, png, f"{name}: {len(rows)} trials, {len(kept)} kept")
+        out(f"  picture: {why}" if why else f"  picture: {png}")
+    return 0
