@@ -49,8 +49,8 @@ def run(cases, kernel, timeout, progress=print):
                 outs.append(res.outputs)
             msgs = case.check(outs)
             if msgs:
-                fill = "" if which == 0 else " (second output fill)"
-                return [f"{case.name}{fill}: {m}" for m in msgs]
+                fill = "" if which == 0 else " (under the second output fill)"
+                return [m + fill for m in msgs]
         worker.request({"cmd": "drop", "combo": f"case{ci}"}, timeout=timeout)
     progress(f"correctness: {len(cases)} cases pass under both output fills")
     return []

@@ -384,6 +384,9 @@ class Trial:
                 shutil.rmtree(self.tmp, ignore_errors=True)
 
     def stop(self, stop):
+        if self.tmp is not None:      # name the agent's files, not the trial's private copies
+            rel = self.target_dir.relative_to(self.root)
+            stop.reason = stop.reason.replace(str(self.tmp / "candidate"), str(rel))
         if stop.status is None:
             print(f"error: {stop.reason}", file=sys.stderr, flush=True)
             return stop.code

@@ -247,7 +247,8 @@ class Worker:
 
 def _describe(exc, path=None):
     """The exception and its innermost frames, pointing at kernel code."""
-    frames = traceback.extract_tb(exc.__traceback__)[-3:]
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if not f.filename.startswith("<frozen")][-3:]
     where = "; ".join(f"{os.path.basename(f.filename)}:{f.lineno} in {f.name}" for f in frames)
     head = f"{type(exc).__name__}: {exc}"
     if path and isinstance(exc, SyntaxError):
