@@ -1,0 +1,118 @@
+"""Shared fixtures: a throwaway git workspace per test and a trial runner.
+
+Trials always run in a copy of the workspace (so a test can break a kernel
+or an immutable file without touching the checkout) with --results-dir in
+the test's own folder (so no test ever writes the real ledger). Compiled
+modules and trained codebooks are shared through one cache directory.
+"""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = Path(os.environ.get("HARNESS_CACHE_DIR", ROOT / ".harness-cache"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def _git(cwd, *args):
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
+                   env=dict(os.environ, GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@localhost",
+                            GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@localhost"))
+
+
+def _source_files():
+    out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+                         cwd=ROOT, check=True, capture_output=True, text=True).stdout.split()
+    return [f for f in out if not f.startswith("results/") and (ROOT / f).is_file()]
+
+
+class Workspace:
+    """A committed copy of the project where trials run."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.results = self.path / "test-results"
+
+    def file(self, rel):
+        return self.path / rel
+
+    def write(self, rel, text):
+        self.file(rel).write_text(text)
+
+    def edit(self, rel, old, new, count=1):
+        """Replace `old` by `new` in a file; fails loudly if `old` is absent."""
+        text = self.file(rel).read_text()
+        assert old in text, f"{old!r} not in {rel}"
+        self.file(rel).write_text(text.replace(old, new, count))
+
+    def commit(self, message="test change"):
+        _git(self.path, "add", "-A")
+        _git(self.path, "commit", "-q", "-m", message)
+
+    def run(self, target="pq_l2", *args, env=None, timeout=600, results=None):
+        """Run one trial; returns a TrialRun (exit code, output, result block, ledger rows)."""
+        results = Path(results or self.results)
+        cmd = [sys.executable, "-m", f"targets.{target}.run_experiment",
+               "--results-dir", str(results), *args]
+        full_env = dict(os.environ, HARNESS_CACHE_DIR=str(CACHE))
+        full_env.update(env or {})
+        proc = subprocess.run(cmd, cwd=self.path, capture_output=True, text=True,
+                              timeout=timeout, env=full_env)
+        return TrialRun(proc, results)
+
+
+class TrialRun:
+    def __init__(self, proc, results):
+        self.code, self.stdout, self.stderr = proc.returncode, proc.stdout, proc.stderr
+        self.results = results
+        self.block = parse_block(proc.stdout)
+
+    @property
+    def status(self):
+        return self.block.get("status")
+
+    @property
+    def reason(self):
+        return self.block.get("reason", "")
+
+    def rows(self):
+        path = self.results / "results.tsv"
+        if not path.exists():
+            return []
+        lines = path.read_text().splitlines()
+        header = lines[1].split("\t")
+        return [dict(zip(header, line.split("\t"))) for line in lines[2:]]
+
+    def __repr__(self):
+        return f"TrialRun(code={self.code}, status={self.status}, reason={self.reason!r})\n" \
+               f"--- stdout\n{self.stdout[-3000:]}\n--- stderr\n{self.stderr[-3000:]}"
+
+
+def parse_block(stdout):
+    """The key: value lines after the last '---' (repeated keys keep the first)."""
+    block = {}
+    if "\n---\n" not in "\n" + stdout:
+        return block
+    for line in stdout.split("---\n")[-1].splitlines():
+        key, _, value = line.partition(":")
+        if _:
+            block.setdefault(key.strip(), value.strip())
+    return block
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    """A fresh committed copy of the project."""
+    ws = tmp_path / "ws"
+    for rel in _source_files():
+        dst = ws / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, dst)
+    _git(ws, "init", "-q")
+    ws_obj = Workspace(ws)
+    ws_obj.commit("workspace")
+    return ws_obj
