@@ -18,16 +18,25 @@ def main(argv=None):
         epilog="""examples:
   python -m harness_common report                # all targets with a ledger
   python -m harness_common report pq_l2          # one target; writes results/pq_l2/progress.png
-  python -m harness_common report pq_l2 --results-dir /tmp/scratch""")
+  python -m harness_common report pq_l2 --results-dir /tmp/scratch
+  python -m harness_common compare pq_l2         # needs pip install -e '.[compare]'
+  python -m harness_common compare campq_encode --kernel best --rounds 30""")
     sub = parser.add_subparsers(dest="command", required=True)
     rep = sub.add_parser("report", help="print the ledger table and draw the progress picture")
     rep.add_argument("target", nargs="?", help="target name (default: every target with a ledger)")
     rep.add_argument("--results-dir", help="the target's ledger folder, as given to run_experiment "
                                            "(default: results/<target>)")
+    cmp_ = sub.add_parser("compare", help="time ours vs FAISS vs scalar baseline vs roofline, one run")
+    cmp_.add_argument("target", help="pq_l2 or campq_encode")
+    cmp_.add_argument("--kernel", choices=("current", "best"), default="current",
+                      help="targets/<t>/kernels.py (current) or results/<t>/best (best)")
+    cmp_.add_argument("--rounds", type=int, default=20, help="timed rounds per combo (default 20)")
+    cmp_.add_argument("--seed", type=int, default=1, help="input seed (default 1)")
     args = parser.parse_args(argv)
     if args.command == "report":
         return report.report(args.target, args.results_dir)
-    return 1
+    from . import compare            # imports the target's modules; only when asked
+    return compare.compare(args.target, args.kernel, args.rounds, args.seed)
 
 
 if __name__ == "__main__":

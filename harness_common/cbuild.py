@@ -10,6 +10,7 @@ The compiled module's name hashes everything that changes the build (C
 source, cdef, flags, harness header, compiler, Python and cffi versions), so
 a stale build can never load: a changed input is a different file.
 """
+import ast
 import contextlib
 import hashlib
 import io
@@ -150,6 +151,22 @@ def build(c_path, cdef, vectorize=True):
     cache_dir().mkdir(parents=True, exist_ok=True)
     _compile(c_path, source, cdef, flags, name, out)
     return out
+
+
+def read_cdef(py_path):
+    """The module-level CDEF string literal of a kernels.py, read without running it."""
+    py_path = Path(py_path)
+    try:
+        tree = ast.parse(py_path.read_text(errors="replace"))
+    except SyntaxError as exc:
+        raise BuildError(f"{py_path.name}:{exc.lineno}: syntax error: {exc.msg}")
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "CDEF"
+                                                for t in node.targets):
+            if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+                return node.value.value
+    raise BuildError(f"{py_path.name} must define CDEF as a string literal at module level "
+                     f"(the harness builds the C file with it before any kernel code runs)")
 
 
 def load_module(so_path):

@@ -16,7 +16,6 @@ Every early stop still writes a row (fail, build_fail, crash, tamper), except
 when the ledger itself cannot be trusted or the harness has a bug.
 """
 import argparse
-import ast
 import datetime
 import os
 import secrets
@@ -30,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import battery, cbuild, config, integrity, isa, ledger, stats
+from . import battery, cbuild, config, integrity, isa, ledger, verdict
 from .integrity import IntegrityError
 from .manager import KernelError, Worker, WorkerCrash
 from .result import ResultBlock, combo_line
@@ -72,21 +71,6 @@ exit codes: 0 trial completed (kept or not), 1 harness error or bad option,
     parser.error = lambda msg: (parser.print_usage(sys.stderr),
                                 print(f"error: {msg}", file=sys.stderr), sys.exit(EXIT_INTERNAL))
     return parser.parse_args(argv)
-
-
-def read_cdef(py_path):
-    """The module-level CDEF string literal of a kernels.py, read without running it."""
-    try:
-        tree = ast.parse(Path(py_path).read_text(errors="replace"))
-    except SyntaxError as exc:
-        raise cbuild.BuildError(f"{py_path.name}:{exc.lineno}: syntax error: {exc.msg}")
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "CDEF"
-                                                for t in node.targets):
-            if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
-                return node.value.value
-    raise cbuild.BuildError(f"{py_path.name} must define CDEF as a string literal at module level "
-                            f"(the harness builds the C file with it before any kernel code runs)")
 
 
 class Trial:
@@ -158,10 +142,10 @@ class Trial:
             raise Stop("tamper", EXIT_POLICY, "forbidden construct(s): " + "; ".join(found))
         t = time.monotonic()
         try:
-            so = cbuild.build(cand_dir / "kernels.c", read_cdef(cand_dir / "kernels.py"))
+            so = cbuild.build(cand_dir / "kernels.c", cbuild.read_cdef(cand_dir / "kernels.py"))
             self.kernel_paths = {"candidate": cand_dir / "kernels.py",
                                  "scalar": self.target_dir / "baseline.py"}
-            cbuild.build(self.target_dir / "baseline.c", read_cdef(self.target_dir / "baseline.py"),
+            cbuild.build(self.target_dir / "baseline.c", cbuild.read_cdef(self.target_dir / "baseline.py"),
                          vectorize=False)
             best = self.ledger.best_sources() if self.best_row else None
             if best is not None:
@@ -169,7 +153,7 @@ class Trial:
                 best_dir.mkdir()
                 for name, data in best.items():
                     (best_dir / name).write_bytes(data)
-                cbuild.build(best_dir / "kernels.c", read_cdef(best_dir / "kernels.py"))
+                cbuild.build(best_dir / "kernels.c", cbuild.read_cdef(best_dir / "kernels.py"))
                 self.kernel_paths["best"] = best_dir / "kernels.py"
         except cbuild.BuildError as exc:
             raise Stop("build_fail", EXIT_BUILD, str(exc))
@@ -255,55 +239,27 @@ class Trial:
     # ------------------------------------------------------------ verdict
 
     def verdict(self, runs, peak_mb):
-        b, res = self.cfg.budget, [r.result for r in runs]
-        unit = self.cfg.unit
-        geo = stats.geomean([r.ns_per_unit for r in res])
-        worst = max(res, key=lambda r: r.ns_per_unit)
-        fastest = min(res, key=lambda r: r.ns_per_unit)
-        ctor_ms = max(r.ctor_ns for r in runs) / 1e6
-        self.row.update(geomean_ns=f"{geo:.1f}", worst_combo=worst.name,
-                        worst_ns=f"{worst.ns_per_unit:.1f}", peak_rss_mb=f"{peak_mb:.1f}")
-        reasons = []
-        ratio = lo = hi = None
-        if res[0].ratio is not None:
-            ratio, lo, hi = stats.geomean_ci([r.ratios for r in runs],
-                                             np.random.default_rng([self.seed, 11]))
-            self.row.update(ratio_vs_best=f"{ratio:.4f}", ratio_ci_low=f"{lo:.4f}", ratio_ci_high=f"{hi:.4f}")
-            if not hi < 1.0:
-                reasons.append(f"not faster: ratio_ci95 upper end {hi:.4f} is not below 1")
-            slow = [r for r in res if r.ratio > b.max_combo_ratio]
-            if slow:
-                reasons.append(f"combo {slow[0].name} is slower than best: ratio {slow[0].ratio:.4f} > "
-                               f"{b.max_combo_ratio}")
-        if peak_mb > b.memory_guard_mb:
-            reasons.append(f"peak RSS {peak_mb:.0f} MB over the guard of {b.memory_guard_mb:.0f} MB")
-        if ctor_ms > 1000 * b.constructor_seconds:
-            reasons.append(f"constructor took {ctor_ms:.0f} ms, over {b.constructor_seconds} s")
+        fig = verdict.figures(runs, np.random.default_rng([self.seed, 11]))
         elapsed = time.monotonic() - self.started - self.inputs_seconds
-        if elapsed > b.trial_seconds:
-            reasons.append(f"trial took {elapsed:.0f} s (without input preparation), over the "
-                           f"{b.trial_seconds:.0f} s budget")
-        if self.args.quick:
-            reasons.append("--quick runs are never kept")
-        if ratio is None and not self.args.quick and not reasons:
-            status = "baseline"
-        elif ratio is not None and not reasons:
-            status = "keep"
-        else:
-            status = "discard"
-        scalar = [r.scalar_ns_per_unit / r.ns_per_unit for r in res if r.scalar_ns_per_unit]
+        status, reasons = verdict.decide(fig, self.cfg.budget, peak_mb, elapsed, self.args.quick)
+        unit, worst, fastest = self.cfg.unit, fig.worst, fig.fastest
+        self.row.update(geomean_ns=f"{fig.geomean_ns:.1f}", worst_combo=worst.name,
+                        worst_ns=f"{worst.ns_per_unit:.1f}", peak_rss_mb=f"{peak_mb:.1f}")
+        if fig.ratio is not None:
+            self.row.update(ratio_vs_best=f"{fig.ratio:.4f}", ratio_ci_low=f"{fig.ci_low:.4f}",
+                            ratio_ci_high=f"{fig.ci_high:.4f}")
         blk = self.block
-        blk.set(f"geomean_ns_per_{unit}", f"{geo:.1f}")
-        blk.set("ratio_vs_best", None if ratio is None else f"{ratio:.4f}")
-        blk.set("ratio_ci95", None if ratio is None else f"[{lo:.4f}, {hi:.4f}]")
+        blk.set(f"geomean_ns_per_{unit}", f"{fig.geomean_ns:.1f}")
+        blk.set("ratio_vs_best", None if fig.ratio is None else f"{fig.ratio:.4f}")
+        blk.set("ratio_ci95", None if fig.ratio is None else f"[{fig.ci_low:.4f}, {fig.ci_high:.4f}]")
         blk.set(f"worst_ns_per_{unit}", f"{worst.ns_per_unit:.1f} ({worst.name})")
         blk.set(f"best_ns_per_{unit}", f"{fastest.ns_per_unit:.1f} ({fastest.name})")
-        blk.combos = [combo_line(r, unit) for r in res]
-        blk.set("speedup_vs_scalar", f"{stats.geomean(scalar):.2f}" if scalar else None)
-        blk.set("constructor_ms", f"{ctor_ms:.1f}")
-        noisy = [r.name for r in res if r.spread >= 0.10]
-        if noisy:
-            blk.set("warning", f"unstable timings (spread >= 10%) on {', '.join(noisy)}: "
+        blk.combos = [combo_line(r, unit) for r in fig.results]
+        blk.set("speedup_vs_scalar", None if fig.speedup_vs_scalar is None
+                else f"{fig.speedup_vs_scalar:.2f}")
+        blk.set("constructor_ms", f"{fig.ctor_ms:.1f}")
+        if fig.noisy:
+            blk.set("warning", f"unstable timings (spread >= 10%) on {', '.join(fig.noisy)}: "
                                f"the machine is noisy; a verdict may flip on rerun")
         return status, "; ".join(reasons)
 

@@ -92,7 +92,7 @@ def battery(seed, quick=False):
 
 # ------------------------------------------------------------ speed
 
-def _combo(dist, dim, seed):
+def combo(dist, dim, seed):
     check_disjoint()
     n, count = SPEED["n"], SPEED["workloads"]
     cb = codebook(dist, dim)
@@ -123,7 +123,7 @@ def _combo(dist, dim, seed):
 
 def speed_combos(seed, quick=False):
     dists = SPEED["quick_distributions"] if quick else SPEED["distributions"]
-    return [_combo(d, dim, seed) for dim in SPEED["dims"] for d in dists]
+    return [combo(d, dim, seed) for dim in SPEED["dims"] for d in dists]
 
 
 if __name__ == "__main__":

@@ -108,7 +108,7 @@ def _pool(dist, shape):
     return datacache.cached(("pq_l2", "pool", 1, seed, dist, *shape, n, count), make)
 
 
-def _combo(dist, shape, seed):
+def combo(dist, shape, seed):
     pool = _pool(dist, shape)
     count, nq, k = SPEED["workloads"], SPEED["nq"], SPEED["k"]
     # This trial's names for the cached pool: new bytes, same distances.
@@ -135,7 +135,7 @@ def _combo(dist, shape, seed):
 
 def speed_combos(seed, quick=False):
     dists = SPEED["quick_distributions"] if quick else SPEED["distributions"]
-    return [_combo(d, s, seed) for s in SPEED["shapes"] for d in dists]
+    return [combo(d, s, seed) for s in SPEED["shapes"] for d in dists]
 
 
 if __name__ == "__main__":

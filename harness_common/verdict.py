@@ -1,0 +1,69 @@
+"""The keep rule: from a trial's measurements to baseline, keep or discard.
+
+Pure functions of the figures, so the rule can be read, and tested on
+synthetic numbers, apart from the machinery that measured them.
+"""
+from dataclasses import dataclass
+
+from . import stats
+
+
+@dataclass(frozen=True)
+class Figures:
+    """The headline figures of a trial's timing."""
+    results: list                 # stats.ComboResult per combo
+    geomean_ns: float
+    ratio: float | None           # geomean over combos of median per-round ratios
+    ci_low: float | None
+    ci_high: float | None
+    speedup_vs_scalar: float | None
+    ctor_ms: float                # the slowest candidate constructor
+
+    @property
+    def worst(self):
+        return max(self.results, key=lambda r: r.ns_per_unit)
+
+    @property
+    def fastest(self):
+        return min(self.results, key=lambda r: r.ns_per_unit)
+
+    @property
+    def noisy(self):
+        """Combos whose candidate calls spread by 10% or more (pyperf's rule of thumb)."""
+        return [r.name for r in self.results if r.spread >= 0.10]
+
+
+def figures(runs, rng):
+    """Figures from timing.ComboRun's (ratios need a best kernel in the run)."""
+    res = [r.result for r in runs]
+    ratio = lo = hi = None
+    if all(r.ratios is not None for r in runs):
+        ratio, lo, hi = stats.geomean_ci([r.ratios for r in runs], rng)
+    scalar = [r.scalar_ns_per_unit / r.ns_per_unit for r in res if r.scalar_ns_per_unit]
+    return Figures(res, stats.geomean([r.ns_per_unit for r in res]), ratio, lo, hi,
+                   stats.geomean(scalar) if scalar else None,
+                   max(r.ctor_ns for r in runs) / 1e6)
+
+
+def decide(fig, budget, peak_mb, elapsed_s, quick):
+    """(status, reasons): baseline on an empty ledger, keep iff every rule holds, else discard."""
+    reasons = []
+    if fig.ratio is not None:
+        if not fig.ci_high < 1.0:
+            reasons.append(f"not faster: ratio_ci95 upper end {fig.ci_high:.4f} is not below 1")
+        slow = [r for r in fig.results if r.ratio > budget.max_combo_ratio]
+        if slow:
+            reasons.append(f"combo {slow[0].name} is slower than best: ratio {slow[0].ratio:.4f} > "
+                           f"{budget.max_combo_ratio}")
+    if peak_mb > budget.memory_guard_mb:
+        reasons.append(f"peak RSS {peak_mb:.0f} MB over the guard of {budget.memory_guard_mb:.0f} MB")
+    if fig.ctor_ms > 1000 * budget.constructor_seconds:
+        reasons.append(f"constructor took {fig.ctor_ms:.0f} ms, over {budget.constructor_seconds} s")
+    if elapsed_s > budget.trial_seconds:
+        reasons.append(f"trial took {elapsed_s:.0f} s (without input preparation), over the "
+                       f"{budget.trial_seconds:.0f} s budget")
+    if quick:
+        reasons.append("--quick runs are never kept")
+    if reasons:
+        return "discard", reasons
+    return ("baseline" if fig.ratio is None else "keep"), reasons

@@ -1,0 +1,289 @@
+"""harness_common.cbuild: builds are named by content (a stale build never
+loads), cached builds are reused, compile errors show the compiler's own line,
+offline mode never compiles, pointer() names a bad argument, and the ISA
+attributes of harness_isa.h compile on this machine."""
+import textwrap
+
+import cffi
+import numpy as np
+import pytest
+
+from harness_common import cbuild, isa
+
+CDEF = "int add(int a, int b);"
+SOURCE = "int add(int a, int b) { return a + b; }\n"
+
+
+@pytest.fixture(scope="module")
+def module_cache(tmp_path_factory):
+    """One compiled-module cache for this file's tests, so each C file compiles once."""
+    return tmp_path_factory.mktemp("cbuild-cache")
+
+
+@pytest.fixture
+def cache(module_cache, monkeypatch):
+    # monkeypatch records the module's current settings and restores them afterwards
+    # (configure() cannot set the cache back to "unset", so it cannot restore it itself).
+    monkeypatch.setattr(cbuild, "_CACHE_DIR", cbuild._CACHE_DIR)
+    monkeypatch.setattr(cbuild, "_OFFLINE", cbuild._OFFLINE)
+    cbuild.configure(cache_dir=module_cache, offline=False)
+    assert cbuild.cache_dir() == module_cache
+    return module_cache
+
+
+def _write(path, text):
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+# ------------------------------------------------------------ module_name
+
+def test_module_name_is_stable_for_same_inputs():
+    a = cbuild.module_name(SOURCE.encode(), CDEF, cbuild.KERNEL_FLAGS)
+    assert a == cbuild.module_name(SOURCE.encode(), CDEF, cbuild.KERNEL_FLAGS)
+    assert a.startswith("_kernel_")
+
+
+@pytest.mark.parametrize("source, cdef, flags", [
+    (SOURCE + " ", CDEF, cbuild.KERNEL_FLAGS),
+    (SOURCE, CDEF + " ", cbuild.KERNEL_FLAGS),
+    (SOURCE, "int add(int x, int y);", cbuild.KERNEL_FLAGS),
+    (SOURCE, CDEF, cbuild.SCALAR_FLAGS),
+    (SOURCE, CDEF, cbuild.KERNEL_FLAGS + ("-O2",)),
+])
+def test_module_name_changes_with_source_cdef_or_flags(source, cdef, flags):
+    base = cbuild.module_name(SOURCE.encode(), CDEF, cbuild.KERNEL_FLAGS)
+    assert cbuild.module_name(source.encode(), cdef, flags) != base
+
+
+def test_module_name_parts_cannot_slide_into_each_other():
+    # Length-prefixed parts: moving text from source to cdef changes the name.
+    a = cbuild.module_name(b"ab", "c", cbuild.KERNEL_FLAGS)
+    b = cbuild.module_name(b"a", "bc", cbuild.KERNEL_FLAGS)
+    assert a != b
+
+
+# ------------------------------------------------------------ build / cache
+
+def test_build_twice_reuses_the_module(cache, tmp_path):
+    c = _write(tmp_path / "reuse.c", "int add(int a, int b) { return a + b + 0; }\n")
+    first = cbuild.build(c, CDEF)
+    assert first.exists() and first.parent == cache
+    mtime = first.stat().st_mtime_ns
+    second = cbuild.build(c, CDEF)
+    assert second == first
+    assert second.stat().st_mtime_ns == mtime
+    assert not list(cache.glob("build-*")), "temporary build folders must be removed"
+
+
+def test_edited_source_builds_and_loads_a_new_module(cache, tmp_path):
+    c = _write(tmp_path / "edit.c", "int add(int a, int b) { return a + b; }\n")
+    old = cbuild.build(c, CDEF)
+    assert cbuild.load_module(old).lib.add(2, 3) == 5
+    _write(c, "int add(int a, int b) { return a + b + 100; }\n")
+    new = cbuild.build(c, CDEF)
+    assert new != old
+    assert cbuild.load_module(new).lib.add(2, 3) == 105
+
+
+def test_vectorize_false_is_a_separate_build(cache, tmp_path):
+    c = _write(tmp_path / "scalar.c", "int add(int a, int b) { return a + b - 0; }\n")
+    assert cbuild.build(c, CDEF, vectorize=False) != cbuild.build(c, CDEF)
+
+
+def test_compile_error_shows_compiler_line(cache, tmp_path):
+    c = _write(tmp_path / "broken.c", """\
+        int add(int a, int b) {
+            int x = a + b;
+            return x + undeclared_thing;
+        }
+        """)
+    with pytest.raises(cbuild.BuildError) as info:
+        cbuild.build(c, CDEF)
+    msg = str(info.value)
+    assert f"{c}:3:" in msg
+    assert "error:" in msg and "undeclared_thing" in msg
+    assert "build-" not in msg, "the temporary build path should be mapped back"
+    assert not list(cache.glob("build-*"))
+
+
+def test_implicit_declaration_is_an_error(cache, tmp_path):
+    c = _write(tmp_path / "implicit.c", "int add(int a, int b) { return helper(a) + b; }\n")
+    with pytest.raises(cbuild.BuildError, match=r"implicit.c:1:.*error:"):
+        cbuild.build(c, CDEF)
+
+
+def test_bad_cdef_raises_build_error(cache, tmp_path):
+    c = _write(tmp_path / "cdef.c", SOURCE)
+    with pytest.raises(cbuild.BuildError, match="CDEF"):
+        cbuild.build(c, "int add(int a, int b")
+
+
+def test_missing_source_raises_build_error(cache, tmp_path):
+    with pytest.raises(cbuild.BuildError, match="cannot read"):
+        cbuild.build(tmp_path / "absent.c", CDEF)
+
+
+def test_offline_refuses_unbuilt_source(cache, tmp_path):
+    c = _write(tmp_path / "offline.c", "int add(int a, int b) { return b + a; }\n")
+    cbuild.configure(offline=True)
+    with pytest.raises(cbuild.BuildError, match="not prebuilt"):
+        cbuild.build(c, CDEF)
+    assert not list(cache.glob(cbuild.module_name(c.read_bytes(), CDEF, cbuild.KERNEL_FLAGS) + "*"))
+
+
+def test_offline_loads_a_prebuilt_source(cache, tmp_path):
+    c = _write(tmp_path / "prebuilt.c", "int add(int a, int b) { return (a + b); }\n")
+    built = cbuild.build(c, CDEF)
+    cbuild.configure(offline=True)
+    assert cbuild.build(c, CDEF) == built
+
+
+def test_load_kernel_lib_builds_the_c_file_beside_the_py_file(cache, tmp_path):
+    py = tmp_path / "kern.py"
+    py.write_text("# stand-in for a target's kernels.py\n")
+    _write(tmp_path / "kern.c", """\
+        #include <stdint.h>
+        void scale(const float *x, int n, float a, float *out) {
+            for (int i = 0; i < n; i++) out[i] = a * x[i];
+        }
+        int64_t dot_u8(const uint8_t *a, const uint8_t *b, int n) {
+            int64_t s = 0;
+            for (int i = 0; i < n; i++) s += (int64_t)a[i] * b[i];
+            return s;
+        }
+        """)
+    cdef = ("void scale(const float *x, int n, float a, float *out);\n"
+            "int64_t dot_u8(const uint8_t *a, const uint8_t *b, int n);")
+    ffi, lib = cbuild.load_kernel_lib(str(py), cdef)
+    x = np.arange(10, dtype=np.float32)
+    out = np.full(10, np.nan, dtype=np.float32)
+    lib.scale(cbuild.pointer(ffi, x, "float32", (10,), "x"), 10, 2.5,
+              cbuild.pointer(ffi, out, "float32", (None,), "out"))
+    np.testing.assert_array_equal(out, 2.5 * x)
+    a = np.arange(200, dtype=np.uint8)
+    b = (255 - a).astype(np.uint8)
+    got = lib.dot_u8(cbuild.pointer(ffi, a, "uint8", (200,), "a"),
+                     cbuild.pointer(ffi, b, "uint8", (200,), "b"), 200)
+    assert got == int(np.dot(a.astype(np.int64), b.astype(np.int64)))
+
+
+# ------------------------------------------------------------ pointer
+
+@pytest.fixture(scope="module")
+def ffi():
+    return cffi.FFI()
+
+
+def test_pointer_accepts_free_dimension(ffi):
+    arr = np.zeros((7, 4), np.float32)
+    p = cbuild.pointer(ffi, arr, "float32", (None, 4), "queries")
+    assert ffi.typeof(p) == ffi.typeof("float *")
+    p[5] = 3.0
+    assert arr[1, 1] == 3.0    # a view, not a copy
+
+
+def test_pointer_rejects_non_array(ffi):
+    with pytest.raises(TypeError, match="queries must be a numpy array, got list"):
+        cbuild.pointer(ffi, [1.0, 2.0], "float32", (None,), "queries")
+
+
+def test_pointer_rejects_wrong_dtype(ffi):
+    with pytest.raises(TypeError, match="codes must have dtype uint8, got int64"):
+        cbuild.pointer(ffi, np.zeros((3, 4), np.int64), "uint8", (None, 4), "codes")
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (3, 4, 1), (12,)])
+def test_pointer_rejects_wrong_shape(ffi, shape):
+    with pytest.raises(ValueError, match=r"out must have shape \(3, 4\)"):
+        cbuild.pointer(ffi, np.zeros(shape, np.float32), "float32", (3, 4), "out")
+
+
+def test_pointer_shape_message_shows_free_dimension(ffi):
+    with pytest.raises(ValueError, match=r"codes must have shape \(\*, 16\), got \(5, 8\)"):
+        cbuild.pointer(ffi, np.zeros((5, 8), np.uint8), "uint8", (None, 16), "codes")
+
+
+def test_pointer_rejects_non_contiguous(ffi):
+    arr = np.zeros((4, 8), np.float32)[:, ::2]
+    with pytest.raises(ValueError, match="rows must be C-contiguous"):
+        cbuild.pointer(ffi, arr, "float32", (4, 4), "rows")
+
+
+def test_pointer_rejects_fortran_order(ffi):
+    arr = np.asfortranarray(np.zeros((4, 3), np.float32))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        cbuild.pointer(ffi, arr, "float32", (4, 3), "codebook")
+
+
+# ------------------------------------------------------------ harness_isa.h
+
+ISA_SOURCE = """\
+#include <stdint.h>
+#include <immintrin.h>
+#include "harness_isa.h"
+
+static float sum_scalar(const float *x, int n) {
+    float s = 0.0f;
+    for (int i = 0; i < n; i++) s += x[i];
+    return s;
+}
+
+HARNESS_TARGET_AVX2 static float sum_avx2(const float *x, int n) {
+    __m256 acc = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) acc = _mm256_add_ps(acc, _mm256_loadu_ps(x + i));
+    float lanes[8];
+    _mm256_storeu_ps(lanes, acc);
+    float s = 0.0f;
+    for (int j = 0; j < 8; j++) s += lanes[j];
+    for (; i < n; i++) s += x[i];
+    return s;
+}
+
+HARNESS_TARGET_AVX512 static float sum_avx512(const float *x, int n) {
+    __m512 acc = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) acc = _mm512_add_ps(acc, _mm512_loadu_ps(x + i));
+    float s = _mm512_reduce_add_ps(acc);
+    for (; i < n; i++) s += x[i];
+    return s;
+}
+
+struct tile_config {
+    uint8_t palette_id, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+};
+
+HARNESS_TARGET_AMX static void amx_touch(void) {
+    struct tile_config cfg = {0};
+    cfg.palette_id = 1;
+    cfg.rows[0] = 16;
+    cfg.colsb[0] = 64;
+    _tile_loadconfig(&cfg);
+    _tile_zero(0);
+    _tile_release();
+}
+
+float isa_sum(const float *x, int n, int isa) {
+    if (isa >= HARNESS_ISA_AMX) amx_touch();
+    if (isa >= HARNESS_ISA_AVX512) return sum_avx512(x, n);
+    if (isa >= HARNESS_ISA_AVX2) return sum_avx2(x, n);
+    return sum_scalar(x, n);
+}
+"""
+
+
+def test_isa_attributes_compile_and_dispatch(cache, tmp_path):
+    py = tmp_path / "isa_kernel.py"
+    py.write_text("")
+    (tmp_path / "isa_kernel.c").write_text(ISA_SOURCE)
+    ffi, lib = cbuild.load_kernel_lib(py, "float isa_sum(const float *x, int n, int isa);")
+    x = np.arange(37, dtype=np.float32)
+    p = cbuild.pointer(ffi, x, "float32", (37,), "x")
+    assert lib.isa_sum(p, 37, 0) == pytest.approx(float(x.sum()))
+    # Never call the AVX-512 / AMX paths: this machine may not have them.
+    if isa.LEVELS.index(isa.machine_level()) >= isa.LEVELS.index("avx2"):
+        assert lib.isa_sum(p, 37, 1) == pytest.approx(float(x.sum()))
+
