@@ -105,8 +105,23 @@ def _so_path(name):
     return cache_dir() / (name + (sysconfig.get_config_var("EXT_SUFFIX") or ".so"))
 
 
+def _symbols_path(so_path):
+    return Path(so_path).with_name(Path(so_path).name.split(".")[0] + ".symbols")
+
+
+def _run(cmd, c_path, build):
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        # Show the compiler's own lines, with the copied path mapped back.
+        text = (proc.stderr + proc.stdout).replace(str(build / c_path.name), str(c_path))
+        text = text.replace(str(build) + os.sep, "")
+        raise BuildError(f"{c_path} does not compile:\n{text.rstrip()}")
+    return proc.stdout
+
+
 def _compile(c_path, source, cdef, flags, name, out_path):
-    """Emit cffi's wrapper around the source and compile it with the harness flags."""
+    """Compile the kernel alone (so its own library calls can be listed), then
+    cffi's wrapper from the CDEF declarations, and link the two."""
     build = Path(tempfile.mkdtemp(prefix="build-", dir=cache_dir()))
     try:
         (build / c_path.name).write_bytes(source)
@@ -115,22 +130,31 @@ def _compile(c_path, source, cdef, flags, name, out_path):
             ffi.cdef(cdef)
         except cffi.CDefError as exc:
             raise BuildError(f"{c_path.with_suffix('.py').name}: CDEF does not parse: {exc}")
-        ffi.set_source(name, f'#include "{c_path.name}"\n')
+        ffi.set_source(name, "#include <stddef.h>\n#include <stdint.h>\n" + cdef)
         wrapper = build / f"{name}.c"
         with contextlib.redirect_stdout(io.StringIO()):   # cffi announces the file
             ffi.emit_c_code(str(wrapper))
+        cc, inc = _compiler(), ["-I", str(INCLUDE_DIR), "-I", str(build)]
+        _run([cc, "-c", *flags, *inc, str(build / c_path.name), "-o", str(build / "kernel.o")],
+             c_path, build)
+        symbols = _run(["nm", "--undefined-only", "--format=posix", str(build / "kernel.o")],
+                       c_path, build)
+        _run([cc, "-c", *flags, "-w", "-I", sysconfig.get_paths()["include"], *inc, str(wrapper),
+              "-o", str(build / "wrapper.o")], c_path, build)
         tmp_out = build / out_path.name
-        cmd = [_compiler(), "-shared", *flags, "-I", sysconfig.get_paths()["include"],
-               "-I", str(INCLUDE_DIR), "-I", str(build), str(wrapper), "-o", str(tmp_out)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-        if proc.returncode != 0:
-            # Show the compiler's own lines, with the copied path mapped back.
-            text = (proc.stderr + proc.stdout).replace(str(build / c_path.name), str(c_path))
-            text = text.replace(str(build) + os.sep, "")
-            raise BuildError(f"{c_path} does not compile:\n{text.rstrip()}")
+        _run([cc, "-shared", str(build / "wrapper.o"), str(build / "kernel.o"), "-o", str(tmp_out)],
+             c_path, build)
+        _symbols_path(out_path).write_text(
+            "\n".join(sorted({line.split()[0] for line in symbols.splitlines() if line.strip()})))
         os.replace(tmp_out, out_path)   # atomic: a reader sees no half-written module
     finally:
         shutil.rmtree(build, ignore_errors=True)
+
+
+def kernel_symbols(so_path):
+    """The library symbols the kernel's own code (not cffi's wrapper) refers to."""
+    path = _symbols_path(so_path)
+    return set(path.read_text().split()) if path.exists() else None
 
 
 def build(c_path, cdef, vectorize=True):
@@ -143,7 +167,7 @@ def build(c_path, cdef, vectorize=True):
     flags = KERNEL_FLAGS if vectorize else SCALAR_FLAGS
     name = module_name(source, cdef, flags)
     out = _so_path(name)
-    if out.exists():
+    if out.exists() and (_OFFLINE or _symbols_path(out).exists()):
         return out
     if _OFFLINE:
         raise BuildError(f"{c_path.name} with this CDEF was not prebuilt; kernels.py must pass "

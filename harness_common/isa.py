@@ -12,7 +12,7 @@ LEVELS = ("scalar", "avx2", "avx512", "amx")
 # /proc/cpuinfo flag names each level needs, on top of the level below it.
 _LEVEL_FLAGS = {
     "scalar": set(),
-    "avx2": {"avx2", "fma", "bmi2"},
+    "avx2": {"avx2", "fma", "bmi1", "bmi2", "popcnt", "f16c"},   # = HARNESS_TARGET_AVX2
     "avx512": {"avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512cd",
                "avx512_vnni", "avx512vbmi"},
     "amx": {"avx512_bf16", "amx_tile", "amx_bf16", "amx_int8"},

@@ -157,7 +157,7 @@ class Trial:
                 self.kernel_paths["best"] = best_dir / "kernels.py"
         except cbuild.BuildError as exc:
             raise Stop("build_fail", EXIT_BUILD, str(exc))
-        found = integrity.check_symbols(so, "kernels.c")
+        found = integrity.check_symbols(cbuild.kernel_symbols(so) or (), "kernels.c")
         if found:
             raise Stop("tamper", EXIT_POLICY, "; ".join(found))
         self.build_seconds = time.monotonic() - t
@@ -343,6 +343,9 @@ class Trial:
         if self.tmp is not None:      # name the agent's files, not the trial's private copies
             rel = self.target_dir.relative_to(self.root)
             stop.reason = stop.reason.replace(str(self.tmp / "candidate"), str(rel))
+        if "\n" in stop.reason:         # the whole text above the block, one line inside it
+            self.say(stop.reason)
+            stop.reason = " | ".join(line.strip() for line in stop.reason.splitlines() if line.strip())
         if stop.status is None:
             print(f"error: {stop.reason}", file=sys.stderr, flush=True)
             return stop.code

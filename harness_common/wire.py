@@ -5,6 +5,7 @@ each array's bytes in the order the header's "arrays" list gives. JSON and
 raw bytes only: the supervisor never unpickles anything a kernel could touch.
 """
 import json
+import math
 import os
 import select
 import time
@@ -31,13 +32,9 @@ def _write_all(fd, data):
 
 
 def send(fd, header, arrays=None):
-    """Write one frame; arrays must be C-contiguous numpy arrays."""
-    arrays = arrays or {}
-    meta = []
-    for name, arr in arrays.items():
-        arr = np.ascontiguousarray(arr)
-        arrays[name] = arr
-        meta.append([name, str(arr.dtype), list(arr.shape)])
+    """Write one frame of a JSON-able header and numpy arrays (any layout, any ndim)."""
+    arrays = {name: np.require(arr, requirements="C") for name, arr in (arrays or {}).items()}
+    meta = [[name, str(arr.dtype), list(arr.shape)] for name, arr in arrays.items()]
     head = json.dumps(dict(header, arrays=meta)).encode()
     _write_all(fd, len(head).to_bytes(8, "little") + head)
     for arr in arrays.values():
@@ -70,21 +67,18 @@ def recv(fd, timeout=None, max_bytes=1 << 31):
     try:
         header = json.loads(bytes(read_exact(fd, size, deadline)))
         meta = header.pop("arrays")
-    except (ValueError, KeyError, TypeError) as exc:
-        raise WireError(f"malformed header: {exc}")
-    arrays, total = {}, 0
-    for item in meta:
-        try:
-            name, dtype, shape = item
+        specs = []
+        for name, dtype, shape in meta:
             shape = tuple(int(s) for s in shape)
-        except (TypeError, ValueError):
-            raise WireError(f"malformed array entry {item!r}")
-        if dtype not in DTYPES or any(s < 0 for s in shape):
-            raise WireError(f"array {name!r} has unsupported dtype/shape {dtype} {shape}")
-        nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
-        total += nbytes
-        if total > max_bytes:
-            raise WireError(f"frame larger than {max_bytes} bytes")
+            if not isinstance(name, str) or dtype not in DTYPES or any(s < 0 for s in shape):
+                raise ValueError(f"array {name!r} has unsupported dtype/shape {dtype} {shape}")
+            specs.append((name, dtype, shape, math.prod(shape) * np.dtype(dtype).itemsize))
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
+        raise WireError(f"malformed header: {exc}")
+    if sum(spec[3] for spec in specs) > max_bytes:
+        raise WireError(f"frame larger than {max_bytes} bytes")
+    arrays = {}
+    for name, dtype, shape, nbytes in specs:
         raw = read_exact(fd, nbytes, deadline) if nbytes else bytearray()
         arrays[name] = np.frombuffer(raw, dtype=dtype).reshape(shape)
     return header, arrays

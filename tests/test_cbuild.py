@@ -168,6 +168,30 @@ def test_load_kernel_lib_builds_the_c_file_beside_the_py_file(cache, tmp_path):
     assert got == int(np.dot(a.astype(np.int64), b.astype(np.int64)))
 
 
+# ------------------------------------------------------------ read_cdef
+
+def test_read_cdef_returns_the_module_level_literal(tmp_path):
+    py = tmp_path / "kernels.py"
+    py.write_text('import numpy as np\n\nCDEF = """\nint add(int a, int b);\n"""\nX = 1\n')
+    assert cbuild.read_cdef(py) == "\nint add(int a, int b);\n"
+
+
+@pytest.mark.parametrize("body", ["CDEF = 'int a(void);' + ''\n", "def f():\n    CDEF = 'int a(void);'\n",
+                                  "X = 1\n"])
+def test_read_cdef_requires_a_module_level_string_literal(tmp_path, body):
+    py = tmp_path / "kernels.py"
+    py.write_text(body)
+    with pytest.raises(cbuild.BuildError, match="CDEF as a string literal"):
+        cbuild.read_cdef(py)
+
+
+def test_read_cdef_syntax_error_names_the_line(tmp_path):
+    py = tmp_path / "kernels.py"
+    py.write_text("CDEF = 'x'\ndef (:\n")
+    with pytest.raises(cbuild.BuildError, match="kernels.py:2: syntax error"):
+        cbuild.read_cdef(py)
+
+
 # ------------------------------------------------------------ pointer
 
 @pytest.fixture(scope="module")

@@ -74,8 +74,6 @@ def test_roundtrip_large_frame_bigger_than_pipe_buffer(pipe):
     np.testing.assert_array_equal(got["big"], big)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: wire.send's np.ascontiguousarray turns a 0-d array "
-                                        "into shape (1,), so a scalar array comes back reshaped")
 def test_roundtrip_zero_dimensional_array(pipe):
     wire.send(pipe["w"], {}, {"s": np.array(7, dtype=np.int32)})
     _, got = wire.recv(pipe["r"], timeout=5)
@@ -135,6 +133,22 @@ def test_recv_rejects_malformed_header(pipe, payload):
     os.write(pipe["w"], len(payload).to_bytes(8, "little") + payload)
     with pytest.raises(wire.WireError):
         wire.recv(pipe["r"], timeout=5)
+
+
+@pytest.mark.parametrize("payload", [
+    pytest.param(b'"a string"', id="header_not_object"),
+    pytest.param(b'{"arrays": 5}', id="arrays_not_list"),
+    pytest.param(b'{"arrays": [[["x"], "uint8", [0]]]}', id="unhashable_name"),
+    pytest.param(b'{"arrays": [["x", ["uint8"], [0]]]}', id="unhashable_dtype"),
+    pytest.param(b'{"arrays": [["x", "uint8", [1e30]]]}', id="huge_float_dim"),
+    pytest.param(b'{"arrays": [["x", "uint8", [4294967296, 4294967296]]]}', id="dims_overflow_to_zero_bytes"),
+    pytest.param(b'{"arrays": [["x", "uint8", [4294967296, 4294967295]]]}', id="dims_overflow_to_negative_bytes"),
+    pytest.param(b'{"arrays": [5]}', id="entry_not_list"),
+])
+def test_recv_turns_any_malformed_header_into_wire_error(pipe, payload):
+    os.write(pipe["w"], len(payload).to_bytes(8, "little") + payload)
+    with pytest.raises(wire.WireError):
+        wire.recv(pipe["r"], timeout=0.2, max_bytes=1 << 20)
 
 
 def test_closed_pipe_raises_wire_error(pipe):

@@ -1,0 +1,96 @@
+"""harness_common.config loads both shipped target.toml files and names the
+missing key or broken file; campq_encode refuses a configuration that would
+score the codebook on the rows it was trained on."""
+import re
+from pathlib import Path
+
+import pytest
+
+from harness_common import config
+from targets.campq_encode import run_experiment as campq
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGETS = {"pq_l2": ("query", "PqKernel"), "campq_encode": ("row", "CamPqEncoder")}
+
+
+@pytest.mark.parametrize("name", sorted(TARGETS))
+def test_shipped_target_toml_loads(name):
+    cfg = config.load(ROOT / "targets" / name / "target.toml")
+    unit, cls = TARGETS[name]
+    assert cfg.name == name and cfg.unit == unit and cfg.kernel_class == cls
+    assert isinstance(cfg.kernel_methods, tuple) and cfg.kernel_methods
+    b = cfg.budget
+    assert 0 < b.quick_timing_seconds < b.timing_seconds < b.trial_seconds
+    assert 0 < b.quick_rounds <= b.min_rounds <= b.max_rounds
+    assert b.max_combo_ratio > 1.0
+    assert "speed" in cfg.raw and "battery" in cfg.raw
+
+
+def _shipped_text():
+    return (ROOT / "targets" / "pq_l2" / "target.toml").read_text()
+
+
+@pytest.mark.parametrize("key", ["name", "unit", "kernel_class", "kernel_methods"])
+def test_missing_top_level_key_is_named(tmp_path, key):
+    text = re.sub(rf"(?m)^{key} = .*\n", "", _shipped_text())
+    path = tmp_path / "target.toml"
+    path.write_text(text)
+    with pytest.raises(config.ConfigError, match=rf"{re.escape(str(path))} lacks the key '{key}'"):
+        config.load(path)
+
+
+@pytest.mark.parametrize("key", ["memory_guard_mb", "max_combo_ratio", "min_rounds"])
+def test_missing_budget_key_is_named(tmp_path, key):
+    text = re.sub(rf"(?m)^{key} = .*\n", "", _shipped_text())
+    path = tmp_path / "target.toml"
+    path.write_text(text)
+    with pytest.raises(config.ConfigError, match=f"lacks the key '{key}'"):
+        config.load(path)
+
+
+def test_missing_budget_section_is_named(tmp_path):
+    text = _shipped_text().split("[budget]")[0]
+    path = tmp_path / "target.toml"
+    path.write_text(text)
+    with pytest.raises(config.ConfigError, match="lacks the key 'budget'"):
+        config.load(path)
+
+
+def test_invalid_toml_names_the_file(tmp_path):
+    path = tmp_path / "broken.toml"
+    path.write_text('name = "x"\nunit = \n')
+    with pytest.raises(config.ConfigError) as info:
+        config.load(path)
+    assert str(path) in str(info.value) and "not valid TOML" in str(info.value)
+
+
+def test_missing_file_names_the_file(tmp_path):
+    path = tmp_path / "absent.toml"
+    with pytest.raises(config.ConfigError, match=re.escape(str(path))):
+        config.load(path)
+
+
+def test_config_error_is_a_value_error():
+    assert issubclass(config.ConfigError, ValueError)
+
+
+# ------------------------------------------------------------ campq calibration / measurement
+
+def test_shipped_campq_config_is_disjoint():
+    campq.check_disjoint()
+    campq.check_disjoint(dict(campq.CB))
+
+
+@pytest.mark.parametrize("offset", [0, 1, 4095])
+def test_measurement_inside_calibration_is_refused(offset):
+    cb = dict(campq.CB, calibration_start=1000, calibration_rows=4096, measurement_start=1000 + offset)
+    with pytest.raises(config.ConfigError) as info:
+        campq.check_disjoint(cb)
+    msg = str(info.value)
+    assert "the codebook would be scored on rows it was trained on" in msg
+    assert "measurement_start >= 5096" in msg
+
+
+def test_measurement_right_after_calibration_is_allowed():
+    campq.check_disjoint(dict(campq.CB, calibration_start=1000, calibration_rows=4096,
+                              measurement_start=5096))

@@ -1,0 +1,264 @@
+"""End-to-end trials for both targets: every exit code, caused by a kernel made to cause it.
+
+Each test breaks a committed copy of the workspace, runs a real trial there
+(`python -m targets.<t>.run_experiment --quick`), and checks the exit code,
+the ledger row and the message. Verdicts that depend on timing noise (keep
+vs discard) are never asserted; their mechanics are.
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import CACHE
+
+from harness_common import isa
+
+TARGETS = ["pq_l2", "campq_encode"]
+TIMED = {"pq_l2": ("search", "queries, codes, k, out_ids, out_dists"),
+         "campq_encode": ("encode", "rows, out")}
+
+
+def kernels_py(target):
+    return f"targets/{target}/kernels.py"
+
+
+def wrap_timed_method(ws, target, body):
+    """Replace the timed method by a wrapper around the original; `body` runs after it."""
+    method, params = TIMED[target]
+    cls = {"pq_l2": "PqKernel", "campq_encode": "CamPqEncoder"}[target]
+    text = ws.file(kernels_py(target)).read_text()
+    text += (f"\n\n_original = {cls}.{method}\n\n\n"
+             f"def _wrapped(self, {params}):\n"
+             f"    _original(self, {params})\n"
+             + "".join(f"    {line}\n" for line in body.splitlines()) +
+             f"\n\n{cls}.{method} = _wrapped\n")
+    ws.write(kernels_py(target), text)
+
+
+def add_c_function(ws, target, name, c_body):
+    """Append `void name(long n) {...}` to kernels.c and declare it in CDEF."""
+    ws.file(f"targets/{target}/kernels.c").write_text(
+        ws.file(f"targets/{target}/kernels.c").read_text() + f"\nvoid {name}(long n)\n{{\n{c_body}\n}}\n")
+    ws.edit(kernels_py(target), 'CDEF = """\n', f'CDEF = """\nvoid {name}(long n);\n')
+
+
+def assert_row(run, status, code):
+    assert run.code == code, run
+    assert run.status == status, run
+    rows = run.rows()
+    assert rows and rows[-1]["status"] == status, run
+    assert run.reason, run
+
+
+# ------------------------------------------------------------ exit 0
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_quick_trial_completes_and_is_never_kept(workspace, target):
+    run = workspace.run(target, "--quick", "--description", "smoke")
+    assert run.code == 0, run
+    assert run.status == "discard" and "never kept" in run.reason
+    row = run.rows()[-1]
+    assert row["mode"] == "quick" and row["description"] == "smoke"
+    for key in ("correctness", "geomean_ns_per_" + ("query" if target == "pq_l2" else "row"),
+                "ratio_vs_best", "ratio_ci95", "speedup_vs_scalar", "peak_rss_mb",
+                "build_seconds", "total_seconds", "isa", "seed"):
+        assert key in run.block, (key, run)
+    assert not (run.results / "best").exists()
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("level", isa.levels_up_to(isa.machine_level()))
+def test_every_isa_level_up_to_the_machines_passes(workspace, target, level):
+    run = workspace.run(target, "--quick", env={"HARNESS_ISA": level})
+    assert run.code == 0, run
+    assert run.block["isa"] == level
+    assert run.block["correctness"].startswith("pass")
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_seed_replays_a_failure_exactly(workspace, target):
+    wrap_timed_method(workspace, target, "out_dists *= 1.001" if target == "pq_l2"
+                      else "out[::7] ^= 1")
+    first = workspace.run(target, "--quick")
+    assert first.code == 2, first
+    seed = first.block["seed"]
+    assert f"--seed {seed}" in first.reason
+    again = workspace.run(target, "--quick", "--seed", seed)
+    assert again.code == 2 and again.reason == first.reason
+
+
+# ------------------------------------------------------------ exit 1
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_bad_isa_cap_and_bad_option_exit_1_without_a_row(workspace, target):
+    run = workspace.run(target, "--quick", env={"HARNESS_ISA": "sse9"})
+    assert run.code == 1 and "HARNESS_ISA" in run.stderr, run
+    run = workspace.run(target, "--no-such-option")
+    assert run.code == 1 and "unrecognized arguments" in run.stderr, run
+    assert run.rows() == []
+
+
+# ------------------------------------------------------------ exit 2
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_wrong_results_fail_with_exit_2(workspace, target):
+    wrap_timed_method(workspace, target, "out_dists *= 1.001" if target == "pq_l2"
+                      else "out[::7] ^= 1")
+    run = workspace.run(target, "--quick")
+    assert_row(run, "fail", 2)
+    assert "expected" in run.reason and "got" in run.reason
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_wrong_only_when_timed_fails_with_exit_2(workspace, target):
+    # Right on small correctness inputs, wrong on the full-size timed calls.
+    big = "len(queries) == 32 and len(codes) == 20000" if target == "pq_l2" else "len(rows) == 2048"
+    wrong = "out_ids[:, 0] = out_ids[:, 1]" if target == "pq_l2" else "out[:, 0] = 255 - out[:, 0]"
+    wrap_timed_method(workspace, target, f"if {big}:\n    {wrong}")
+    run = workspace.run(target, "--quick")
+    assert_row(run, "fail", 2)
+    assert "timed call" in run.reason
+
+
+# ------------------------------------------------------------ exit 3
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_compile_error_shows_the_compilers_lines(workspace, target):
+    path = f"targets/{target}/kernels.c"
+    workspace.write(path, workspace.file(path).read_text() + "\nthis is not C;\n")
+    run = workspace.run(target, "--quick")
+    assert_row(run, "build_fail", 3)
+    assert f"targets/{target}/kernels.c:" in run.reason and "error:" in run.reason
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("breakage,expect", [
+    ("raise_on_import", "ZeroDivisionError"),
+    ("rename_class", "defines no class"),
+    ("no_cdef", "CDEF"),
+])
+def test_a_kernels_py_that_does_not_load_is_a_build_failure(workspace, target, breakage, expect):
+    path, cls = kernels_py(target), {"pq_l2": "PqKernel", "campq_encode": "CamPqEncoder"}[target]
+    if breakage == "raise_on_import":
+        workspace.edit(path, "ffi, lib = load_kernel_lib(__file__, CDEF)\n",
+                       "ffi, lib = load_kernel_lib(__file__, CDEF)\n_ = 1 / 0\n")
+    elif breakage == "rename_class":
+        workspace.edit(path, f"class {cls}:", f"class {cls}Renamed:")
+    else:
+        workspace.edit(path, 'CDEF = """', 'CDEF_TEXT = """')
+        workspace.edit(path, "load_kernel_lib(__file__, CDEF)", "load_kernel_lib(__file__, CDEF_TEXT)")
+    run = workspace.run(target, "--quick")
+    assert_row(run, "build_fail", 3)
+    assert expect in run.reason
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_missing_method_is_a_build_failure(workspace, target):
+    method = TIMED[target][0]
+    workspace.edit(kernels_py(target), f"def {method}(", f"def {method}_renamed(")
+    run = workspace.run(target, "--quick")
+    assert_row(run, "build_fail", 3)
+    assert f"lacks method(s) {method}" in run.reason
+
+
+# ------------------------------------------------------------ exit 4
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("how,expect", [
+    ("segfault", "SIGSEGV"),
+    ("hang", "timeout"),
+    ("exception", "RuntimeError: boom"),
+])
+def test_crashes_and_hangs_are_crash_rows(workspace, target, how, expect):
+    if how == "segfault":
+        add_c_function(workspace, target, "boom", "    if (n > 0) *(volatile int *)0 = 1;")
+        wrap_timed_method(workspace, target, "lib.boom(1)")
+    elif how == "hang":
+        add_c_function(workspace, target, "boom", "    for (volatile long i = 0; i < n; i += 0) {}")
+        wrap_timed_method(workspace, target, "lib.boom(1)")
+    else:
+        wrap_timed_method(workspace, target, 'raise RuntimeError("boom")')
+    run = workspace.run(target, "--quick", "--timeout", "5")
+    assert_row(run, "crash", 4)
+    assert expect in run.reason
+
+
+# ------------------------------------------------------------ exit 5
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("rel", ["reference.py", "target.toml", "run_experiment.py",
+                                 "../../harness_common/stats.py"])
+def test_edited_immutable_file_is_tamper(workspace, target, rel):
+    path = f"targets/{target}/{rel}"
+    workspace.write(path, workspace.file(path).read_text() + "\n# edited\n")
+    run = workspace.run(target, "--quick")
+    assert_row(run, "tamper", 5)
+    assert rel.split("/")[-1] in run.reason
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_forbidden_construct_is_tamper_naming_the_line(workspace, target):
+    path = f"targets/{target}/kernels.c"
+    text = workspace.file(path).read_text()
+    workspace.write(path, text.replace("#include <stdint.h>", "#include <stdint.h>\n#include <pthread.h>"))
+    run = workspace.run(target, "--quick")
+    assert_row(run, "tamper", 5)
+    assert "kernels.c:" in run.reason and "pthread.h" in run.reason
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_corrupt_or_foreign_ledger_is_refused_and_left_untouched(workspace, target):
+    first = workspace.run(target, "--quick")
+    assert first.code == 0, first
+    ledger = workspace.results / "results.tsv"
+    ledger.write_text(ledger.read_text() + "half\ta row\n")
+    before = ledger.read_bytes()
+    run = workspace.run(target, "--quick")
+    assert run.code == 5 and "nothing was written" in run.stderr, run
+    assert ledger.read_bytes() == before
+    other = TARGETS[1 - TARGETS.index(target)]
+    run = workspace.run(other, "--quick")
+    assert run.code == 5 and "ledger for something else" in run.stderr, run
+    assert ledger.read_bytes() == before
+
+
+# ------------------------------------------------------------ the ledger across trials
+
+def test_baseline_then_unchanged_trial_against_it(workspace):
+    """The first full trial is the baseline; an unchanged rerun is an A/A trial
+    against it (kept or not by noise alone, so only its mechanics are checked)."""
+    first = workspace.run("pq_l2", "--description", "baseline")
+    assert first.code == 0 and first.status == "baseline", first
+    best = (workspace.results / "best").resolve()
+    assert (best / "kernels.c").read_bytes() == workspace.file("targets/pq_l2/kernels.c").read_bytes()
+    second = workspace.run("pq_l2", "--description", "A/A")
+    assert second.code == 0 and second.status in ("keep", "discard"), second
+    lo, hi = (float(x) for x in second.block["ratio_ci95"].strip("[]").split(","))
+    assert lo <= float(second.block["ratio_vs_best"]) <= hi
+    assert [r["status"] for r in second.rows()] == ["baseline", second.status]
+    if second.status == "discard":
+        assert (workspace.results / "best").resolve() == best
+
+
+def test_killed_supervisor_leaves_ledger_and_best_intact(workspace):
+    first = workspace.run("pq_l2", "--quick")
+    assert first.code == 0, first
+    ledger = workspace.results / "results.tsv"
+    before = ledger.read_bytes()
+    proc = subprocess.Popen([sys.executable, "-m", "targets.pq_l2.run_experiment", "--quick",
+                             "--results-dir", str(workspace.results)], cwd=workspace.path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, HARNESS_CACHE_DIR=str(CACHE)))
+    deadline = time.monotonic() + 120
+    for line in proc.stdout:                  # wait until the workers are timing
+        if line.startswith("timing:") or time.monotonic() > deadline:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert ledger.read_bytes() == before      # no half row
+    after = workspace.run("pq_l2", "--quick")
+    assert after.code == 0, after
+    assert len(after.rows()) == 2
