@@ -75,8 +75,8 @@ def topk(label, ids, dists, n, k, ref_of, ref_all=None, pad_id=0xFFFFFFFF):
         return [f"{label} position {j + 1}: distances not ascending "
                 f"({_fmt(dists[j])} then {_fmt(dists[j + 1])})"]
     own = np.asarray(ref_of(ids), dtype=np.float64)
-    msgs = [f"{label} position {j}: id {int(ids[j])} has reference distance {_fmt(own[j])}, "
-            f"got {_fmt(dists[j])}, tolerance {_fmt(tolerance(own[j]))}"
+    msgs = [f"{label} position {j}: id {int(ids[j])}: expected distance {_fmt(own[j])} "
+            f"(its reference), got {_fmt(dists[j])}, tolerance {_fmt(tolerance(own[j]))}"
             for j in np.flatnonzero(np.abs(dists - own) > tolerance(own))[:MAX_MESSAGES]]
     if msgs or ref_all is None or not want:
         return msgs

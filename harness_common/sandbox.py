@@ -27,15 +27,17 @@ WORKER_ENV = {
 
 
 def limit_resources(memory_mb, cpu_seconds, log_mb=64):
-    """preexec_fn for the worker: address-space, CPU-time, core and file-size limits."""
+    """preexec_fn for the worker: address-space, CPU-time, core and file-size limits,
+    and death with the supervisor (a killed trial leaves no kernel spinning)."""
     def apply():
+        if sys.platform == "linux":
+            ctypes.CDLL(None).prctl(1, 9, 0, 0, 0)        # PR_SET_PDEATHSIG, SIGKILL
         resource.setrlimit(resource.RLIMIT_AS, (memory_mb << 20, memory_mb << 20))
         resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         resource.setrlimit(resource.RLIMIT_FSIZE, (log_mb << 20, log_mb << 20))
         # No effect for root, but stops a non-root worker from forking.
-        soft, hard = resource.getrlimit(resource.RLIMIT_NPROC)
-        resource.setrlimit(resource.RLIMIT_NPROC, (min(soft, 0) if soft >= 0 else 0, hard))
+        resource.setrlimit(resource.RLIMIT_NPROC, (0, resource.getrlimit(resource.RLIMIT_NPROC)[1]))
     return apply
 
 

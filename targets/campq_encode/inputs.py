@@ -121,12 +121,22 @@ def rows_at_centroids(codebook, num_subspaces, rng, n):
     return rows
 
 
-def near_tie_rows(codebook, num_subspaces, rng, n):
-    """Rows halfway between two centroids in every subspace, nudged by 1e-6 relative."""
+def near_tie_rows(codebook, num_subspaces, rng, n, gap=0.0):
+    """Rows in every subspace between a centroid a and its nearest other
+    centroid b: on the bisector, moved toward a so that d_b - d_a = gap * d_a
+    (gap 0: an exact tie up to rounding; a small gap: a tie that exact float32
+    math resolves and a lossy distance does not)."""
     rows = np.empty((n, codebook.shape[1]), np.float32)
     for lo, hi in subspaces(codebook.shape[1], num_subspaces):
-        a = codebook[rng.integers(0, len(codebook), n), lo:hi].astype(np.float64)
-        b = codebook[rng.integers(0, len(codebook), n), lo:hi].astype(np.float64)
-        mid = 0.5 * (a + b)
-        rows[:, lo:hi] = mid * (1.0 + 1e-6 * rng.standard_normal(mid.shape))
+        c = codebook[:, lo:hi].astype(np.float64)
+        sq = (c * c).sum(1)
+        d = sq[:, None] + sq[None, :] - 2.0 * c @ c.T
+        np.fill_diagonal(d, np.inf)
+        d[d <= 0] = np.inf                       # skip exact duplicates
+        a = rng.integers(0, len(c), n)
+        b = d[a].argmin(1)
+        mid, half = 0.5 * (c[a] + c[b]), 0.5 * (c[a] - c[b])
+        # x = mid + lam * half gives d_a = (1-lam)^2 |half|^2, d_b = (1+lam)^2 |half|^2
+        lam = gap / 4.0
+        rows[:, lo:hi] = mid + lam * half
     return rows

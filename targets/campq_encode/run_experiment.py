@@ -62,15 +62,15 @@ def _init(dim, cb):
 
 # ------------------------------------------------------------ correctness
 
-def _case(name, dim, dist, n, seed, rows="stream", book="trained"):
+def _case(name, dim, dist, n, seed, rows="stream", book="trained", gap=0.0, scale=1.0):
     check_disjoint()
     rng = inputs.rng_for(seed, "battery", name)
-    cb = codebook(dist, dim)
+    cb = codebook(dist, dim) * np.float32(scale)
     if book == "duplicates":
         cb = inputs.duplicate_centroids(cb, rng)
     x = {"stream": lambda: _measured_rows(dist, dim, n, rng),
          "at_centroids": lambda: inputs.rows_at_centroids(cb, S, rng, n),
-         "near_ties": lambda: inputs.near_tie_rows(cb, S, rng, n)}[rows]()
+         "near_ties": lambda: inputs.near_tie_rows(cb, S, rng, n, gap)}[rows]()
 
     def check(outs):
         return checks.argmin(f"{name} encode", outs[0]["out"], reference.distances(cb, x, S))
@@ -85,7 +85,8 @@ def battery(seed, quick=False):
              for dim in BATTERY["dims"] for d in BATTERY["distributions"]]
     cases += [_case(f"held_out/{dim}", dim, "gaussian", n, seed) for dim in BATTERY["held_out_dims"]]
     cases += [_case(f"edge/{e['name']}", e["dim"], "gaussian", e["n"], seed,
-                    e.get("rows", "stream"), e.get("codebook", "trained"))
+                    e.get("rows", "stream"), e.get("codebook", "trained"),
+                    e.get("gap", 0.0), e.get("scale", 1.0))
               for e in BATTERY["edge_cases"]]
     return cases
 

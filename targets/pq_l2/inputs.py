@@ -40,7 +40,11 @@ class Dataset:
         self.dim, self.dist = dim, dist
         rng = rng_for(seed, "dataset", dist, dim)
         self.centres = rng.standard_normal((64, dim)).astype(np.float32) * 2.0
-        self.prototypes = rng.standard_normal((40, dim)).astype(np.float32)
+        # ties: a few hundred distinct vectors, so codes repeat 3-4 times each
+        # and a query's top-k still spans several distance levels
+        self.prototypes = rng.standard_normal((400, dim)).astype(np.float32)
+        # large_dynamic_range: clusters at scales 1e-3, 1 and 1e3, 20 of each
+        self.scales = np.repeat([1e-3, 1.0, 1e3], 20)
 
     def sample(self, rng, n):
         d, dim = self.dist, self.dim
@@ -54,8 +58,9 @@ class Dataset:
         elif d == "sparse":
             x = rng.standard_normal((n, dim)) * (rng.random((n, dim)) < 0.1)
         elif d == "large_dynamic_range":
-            scales = np.array([1e-3, 1.0, 1e3])[rng.integers(0, 3, n)]
-            x = rng.standard_normal((n, dim)) * scales[:, None]
+            c = rng.integers(0, len(self.scales), n)
+            x = (self.centres[c % len(self.centres)] + 0.2 * rng.standard_normal((n, dim))) \
+                * self.scales[c][:, None]
         elif d == "mostly_zero":
             x = rng.standard_normal((n, dim)) * (rng.random((n, dim)) < 0.01)
         else:  # ties: few distinct vectors, so codes and distances repeat exactly
@@ -100,7 +105,20 @@ def codes(dataset, rng, cb, n):
 
 
 def queries(dataset, rng, nq):
-    """float32 [nq, dim] fresh query vectors."""
+    """float32 [nq, dim] fresh query vectors, drawn like the data. Two
+    distributions need care so that a query's top-k is never flat within the
+    checker's tolerance (or a scan of half the codes would pass): `ties`
+    queries sit near, not on, a prototype; `large_dynamic_range` queries come
+    from the scale-1 and scale-1e3 clusters, whose neighbours differ by far
+    more than the tolerance (at scale 1e-3 every distance is inside it)."""
+    if dataset.dist == "ties":
+        q = dataset.sample(rng, nq) + 0.3 * rng.standard_normal((nq, dataset.dim))
+        return np.ascontiguousarray(q, dtype=np.float32)
+    if dataset.dist == "large_dynamic_range":
+        c = rng.integers(20, len(dataset.scales), nq)
+        q = (dataset.centres[c % len(dataset.centres)] + 0.2 * rng.standard_normal((nq, dataset.dim))) \
+            * dataset.scales[c][:, None]
+        return np.ascontiguousarray(q, dtype=np.float32)
     return dataset.sample(rng, nq)
 
 
