@@ -43,6 +43,8 @@ def run(cases, kernel, timeout, progress=print):
                     raise IntegrityError(f"the kernel wrote to its input(s) "
                                          f"{', '.join(res.inputs_modified)} in {call.method} "
                                          f"(correctness case {case.name})")
+                if res.oracle:
+                    raise IntegrityError(f"{res.oracle}, in {call.method} (correctness case {case.name})")
                 if res.threads > 1:
                     raise IntegrityError(f"the kernel left {res.threads - 1} extra thread(s) "
                                          f"running after {call.method} ({case.name})")

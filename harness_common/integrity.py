@@ -94,8 +94,8 @@ ALLOWED_INCLUDES = {"immintrin.h", "x86intrin.h", "stdint.h", "stddef.h", "stdbo
 
 _C_RULES = [
     (re.compile(r"\b(asm|__asm__|__asm)\b"), "inline assembly"),
-    (re.compile(r"\b(constructor|destructor|ifunc|section|naked)\b\s*\)"),
-     "load-time or placement attributes (constructor, destructor, ifunc, section)"),
+    (re.compile(r"\b(constructor|destructor|ifunc|section|naked|alias|weakref|init_priority)\b"),
+     "load-time or placement attributes (constructor, destructor, ifunc, section, alias)"),
     (re.compile(r"\b_?Py[A-Z_]\w*"), "Python's C API"),
     (re.compile(r"##|%:"), "token pasting and the %: digraph (they hide identifiers from review)"),
     (re.compile(r"\b(pthread_\w+|thrd_create|fork|vfork|clone|clone3|execv\w*|execl\w*|system|"
@@ -184,7 +184,8 @@ def scan_c(path):
 _ALLOWED_SYMBOLS = {"memcpy", "memmove", "memset", "memcmp", "malloc", "calloc", "realloc",
                     "free", "posix_memalign", "aligned_alloc", "qsort", "abort",
                     "__stack_chk_fail", "__assert_fail", "__memcpy_chk", "__memset_chk",
-                    "__memmove_chk", "__cxa_finalize", "_ITM_deregisterTMCloneTable",
+                    "__memmove_chk", "__cxa_finalize", "_GLOBAL_OFFSET_TABLE_",
+                    "_ITM_deregisterTMCloneTable",
                     "_ITM_registerTMCloneTable", "__gmon_start__"}
 _MATH_SYMBOL = re.compile(r"^(sqrt|exp|exp2|expm1|log|log2|log1p|pow|fabs|floor|ceil|round|lround|"
                           r"lrint|llrint|rint|nearbyint|fma|fmin|fmax|trunc|cbrt|sin|cos|tan|"

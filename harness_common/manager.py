@@ -45,9 +45,12 @@ class CallResult:
     t_ns: int               # the worker's own measure of the call
     cpu_ns: int | None      # the OS's CPU time for the worker across the call
     wall_ns: int            # the supervisor's wall clock across the call
+    post_cpu_ns: int | None  # the worker's CPU time from the call's reply to the outputs
+    verified: bool          # finish compared the inputs (costs CPU after the call)
     outputs: dict
     inputs_modified: list
     threads: int
+    oracle: str | None      # how kernel code reached for the oracle, if it did
 
 
 class KernelError(RuntimeError):
@@ -126,8 +129,11 @@ class Worker:
             reply, _ = wire.recv(self.reply_r, timeout=timeout)
             raise KernelError(reply.get("error", "kernel"), reply.get("message", "unknown error"))
         reply, outputs = self.request({"cmd": "finish", "verify": verify}, timeout=timeout)
+        c2 = self.cpu_ns()
         cpu = None if c0 is None or c1 is None else c1 - c0
-        return CallResult(t_ns, cpu, w1 - w0, outputs, reply["inputs_modified"], reply["threads"])
+        post = None if c1 is None or c2 is None else c2 - c1
+        return CallResult(t_ns, cpu, w1 - w0, post, verify, outputs, reply["inputs_modified"],
+                          reply["threads"], reply.get("oracle"))
 
     def cpu_ns(self):
         """The worker's CPU time so far, from the kernel's scheduler accounting."""
@@ -170,8 +176,9 @@ class Worker:
             if sig == signal.SIGSYS:
                 return WorkerCrash(
                     "forbidden system call" + where + ": kernel code tried to start a thread or "
-                    "process, change a clock, limit or priority, arm a timer or signal handler, "
-                    "open a socket, or signal another process", policy=True)
+                    "process, write, create or remove a file, sleep, change a clock, limit or "
+                    "priority, arm a timer or signal handler, open a socket, or signal another "
+                    "process", policy=True)
             if sig == signal.SIGXCPU:
                 return WorkerCrash("CPU time limit exceeded" + where)
             name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else sig

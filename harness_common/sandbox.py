@@ -3,8 +3,9 @@
 Spawn side (supervisor): a scrubbed environment and resource limits.
 Worker side: a seccomp filter that kills the process on any attempt to start
 a thread or process, change clocks, limits or priorities, arm timers or
-signal handlers, or signal another process; and an import blocker that keeps
-the target's oracle modules (reference, inputs) out of kernel code's reach.
+signal handlers, signal another process, sleep, or create, open for writing,
+rename or remove a file; and an import blocker that keeps the target's oracle
+modules (reference, inputs) out of kernel code's reach.
 """
 import ctypes
 import importlib.abc
@@ -47,7 +48,6 @@ _AUDIT_ARCH_X86_64 = 0xC000003E
 _X32_BIT = 0x40000000
 _RET_KILL = 0x80000000          # SECCOMP_RET_KILL_PROCESS: the supervisor sees SIGSYS
 _RET_ALLOW = 0x7FFF0000
-_RET_EPERM = 0x00050000 | 1
 
 # x86-64 system call numbers the worker may never make after setup.
 FORBIDDEN_SYSCALLS = {
@@ -62,11 +62,23 @@ FORBIDDEN_SYSCALLS = {
     "unshare": 272, "setns": 308, "reboot": 169, "kexec_load": 246,
     "kexec_file_load": 320, "init_module": 175, "finit_module": 313,
     "delete_module": 176, "swapon": 167, "swapoff": 168,
+    # no file is created, renamed, removed or changed (the ledger, best/, /proc knobs)
+    "creat": 85, "openat2": 437, "unlink": 87, "unlinkat": 263, "rename": 82,
+    "renameat": 264, "renameat2": 316, "rmdir": 84, "link": 86, "linkat": 265,
+    "symlink": 88, "symlinkat": 266, "mkdir": 83, "mkdirat": 258, "truncate": 76,
+    "chmod": 90, "fchmodat": 268, "chown": 92, "fchownat": 260, "lchown": 94,
+    "mknod": 133, "mknodat": 259, "utimensat": 280, "utimes": 235,
+    # no sleeping: a timed call that waits instead of working is hiding something
+    "nanosleep": 35, "clock_nanosleep": 230, "select": 23, "pselect6": 270, "poll": 7,
+    "ppoll": 271, "epoll_wait": 232, "epoll_pwait": 281, "epoll_pwait2": 441, "pause": 34,
 }
 # Signals may only target the worker itself (first argument == its pid).
 _SELF_SIGNAL_SYSCALLS = {"kill": 62, "tkill": 200, "tgkill": 234,
                          "rt_sigqueueinfo": 129, "rt_tgsigqueueinfo": 297}
 _PRLIMIT64 = 302                # allowed only as a query (new_limit == NULL)
+# Files may be opened for reading only: flag bits O_WRONLY|O_RDWR|O_CREAT|O_TRUNC|O_APPEND.
+_OPEN_WRITE_BITS = 0o1 | 0o2 | 0o100 | 0o1000 | 0o2000
+_OPEN_FLAGS_ARG = {"open": (2, 1), "openat": (257, 2)}    # syscall number, flags argument
 
 
 def _stmt(code, k):
@@ -88,7 +100,12 @@ def _filter_program(pid):
         prog += [_jeq(nr, 0, 1), _stmt(ret, _RET_KILL)]
     for nr in _SELF_SIGNAL_SYSCALLS.values():
         prog += [_jeq(nr, 0, 4), _stmt(ld_w, 16), _jeq(pid, 0, 1),
-                 _stmt(ret, _RET_ALLOW), _stmt(ret, _RET_EPERM)]
+                 _stmt(ret, _RET_ALLOW), _stmt(ret, _RET_KILL)]
+    for nr, arg in _OPEN_FLAGS_ARG.values():
+        # jset: any write bit set -> kill; else allow
+        prog += [_jeq(nr, 0, 4), _stmt(ld_w, 16 + 8 * arg),
+                 struct.pack("HBBI", 0x45, 0, 1, _OPEN_WRITE_BITS),
+                 _stmt(ret, _RET_KILL), _stmt(ret, _RET_ALLOW)]
     prog += [_jeq(_PRLIMIT64, 0, 5), _stmt(ld_w, 32), _jeq(0, 0, 2), _stmt(ld_w, 36),
              _jeq(0, 1, 0), _stmt(ret, _RET_KILL)]
     prog.append(_stmt(ret, _RET_ALLOW))
@@ -115,25 +132,47 @@ def install_seccomp():
 
 # ---------------------------------------------------------------- imports
 
+class OracleImportError(ImportError):
+    """Kernel code reached for the oracle: a policy violation, not a build error."""
+
+
 class OracleBlocker(importlib.abc.MetaPathFinder):
-    """Refuses imports of the target's oracle modules from kernel code."""
+    """Refuses imports of the target's oracle modules from kernel code, and counts them."""
 
     def __init__(self, blocked):
         self.blocked = set(blocked)
+        self.attempts = []
 
     def find_spec(self, name, path=None, target=None):
         leaf = name.rsplit(".", 1)[-1]
         if name in self.blocked or leaf in self.blocked:
-            raise ImportError(f"kernel code may not import {name!r}: the reference and the "
-                              f"input generators stay in the supervisor")
+            self.attempts.append(name)
+            raise OracleImportError(f"kernel code may not import {name!r}: the reference and the "
+                                    f"input generators stay in the supervisor")
+        return None
+
+    def breach(self):
+        """Why the oracle may have been reached despite the blocker, or None."""
+        if self.attempts:
+            return f"kernel code tried to import {self.attempts[0]!r} (the oracle stays in the supervisor)"
+        if sys.meta_path[:1] != [self]:
+            return "kernel code removed or displaced the harness's import blocker"
+        loaded = sorted(n for n in sys.modules if n in self.blocked or n.rsplit(".", 1)[-1] in self.blocked)
+        if loaded:
+            return f"kernel code loaded the oracle module {loaded[0]!r}"
         return None
 
 
-def block_imports(blocked):
-    """Install the blocker first on sys.meta_path and drop already-imported copies."""
+def block_imports(blocked, project_root):
+    """Close every route from kernel code to the target's oracle: no path to the
+    project's packages (the editable-install finder, the root on sys.path), and
+    the blocker first on sys.meta_path. Returns the blocker."""
+    root = os.path.realpath(project_root)
+    sys.meta_path[:] = [f for f in sys.meta_path
+                        if not type(f).__module__.startswith("__editable__")]
+    sys.path[:] = [p for p in sys.path if os.path.realpath(p or ".") != root]
+    for name in [n for n in sys.modules if n == "targets" or n.startswith("targets.")]:
+        del sys.modules[name]
     blocker = OracleBlocker(blocked)
     sys.meta_path.insert(0, blocker)
-    for name in list(sys.modules):
-        if name in blocker.blocked or name.rsplit(".", 1)[-1] in blocker.blocked:
-            del sys.modules[name]
     return blocker

@@ -62,6 +62,9 @@ class ClockAudit:
     calls: int = 0
     reported: int = 0
     cpu: int = 0
+    post: int = 0                     # CPU from a call's reply to its outputs (unverified calls)
+    post_calls: int = 0
+    post_cpu: int = 0                 # the window CPU of those same calls
     ahead: list = field(default_factory=list)
     parallel: list = field(default_factory=list)
 
@@ -72,6 +75,10 @@ class ClockAudit:
             self.cpu += res.cpu_ns
             if res.cpu_ns > res.wall_ns * 1.05 + 200_000:
                 self.parallel.append(where)
+        if res.post_cpu_ns is not None and not res.verified and res.cpu_ns is not None:
+            self.post += res.post_cpu_ns
+            self.post_calls += 1
+            self.post_cpu += res.cpu_ns
         if res.t_ns > res.wall_ns + 50_000:
             self.ahead.append(where)
 
@@ -90,6 +97,15 @@ class ClockAudit:
                        f"accounting for the worker ({self.reported / 1e6:.1f} ms reported, "
                        f"{self.cpu / 1e6:.1f} ms CPU over {self.calls} calls): the timer was "
                        f"patched or work escaped it")
+        if self.cpu and self.cpu < 0.5 * self.reported:
+            out.append(f"the worker used {self.cpu / 1e6:.1f} ms of CPU in timed calls it reported "
+                       f"as {self.reported / 1e6:.1f} ms: it idled through the timer while the work "
+                       f"ran elsewhere or later")
+        # After its reply a call only sends its outputs (input checks excluded).
+        if self.post_calls and self.post > 0.25 * self.post_cpu + self.post_calls * 2_000_000:
+            out.append(f"the worker spent {self.post / 1e6:.1f} ms of CPU after its calls had "
+                       f"returned against {self.post_cpu / 1e6:.1f} ms inside them: work escaped "
+                       f"the timer")
         return out
 
 
@@ -176,6 +192,8 @@ class Timer:
         if res.threads > 1:
             raise IntegrityError(f"the {kernel.label} kernel left {res.threads - 1} extra thread(s) "
                                  f"running after a call in {where}")
+        if res.oracle:
+            raise IntegrityError(f"{res.oracle}, during a timed call in {where}")
         return res
 
     def _setup(self, combo_id, combo):

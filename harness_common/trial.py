@@ -172,7 +172,7 @@ class Trial:
         blocked = [f"targets.{self.cfg.name}.{m}" for m in ("reference", "inputs", "run_experiment")]
         blocked += ["reference", "inputs", "run_experiment"]
         setup = {"cmd": "setup", "isa": self.isa, "cpu": self.cpu, "compiler_id": cbuild.compiler_id(),
-                 "cache_dir": str(cbuild.cache_dir()), "blocked": blocked}
+                 "cache_dir": str(cbuild.cache_dir()), "blocked": blocked, "root": str(self.root)}
         hosted = {"candidate": ["candidate"], "reference": [k for k in ("best", "scalar")
                                                             if k in self.kernel_paths]}
         self.kernels, self.overheads = {}, {}
@@ -312,7 +312,8 @@ class Trial:
         except Stop as stop:
             return self.stop(stop)
         except KernelError as exc:
-            code = (EXIT_BUILD, "build_fail") if exc.kind in ("import", "api") else (EXIT_CRASH, "crash")
+            code = {"import": (EXIT_BUILD, "build_fail"), "api": (EXIT_BUILD, "build_fail"),
+                    "policy": (EXIT_POLICY, "tamper")}.get(exc.kind, (EXIT_CRASH, "crash"))
             return self.stop(Stop(code[1], code[0], exc.message))
         except WorkerCrash as exc:
             return self.stop(Stop("tamper" if exc.policy else "crash",

@@ -97,7 +97,8 @@ class Worker:
         cbuild.configure(cache_dir=msg["cache_dir"], offline=True,
                          compiler_id=msg["compiler_id"])
         _keep_freed_memory()
-        sandbox.block_imports(msg["blocked"])
+        sys.dont_write_bytecode = True          # nothing to write: the filter forbids it
+        self.blocker = sandbox.block_imports(msg["blocked"], msg["root"])
         seccomp = sandbox.install_seccomp() or "on"
         gc.disable()
         self.reply({"ok": True, "amx": amx, "seccomp": seccomp})
@@ -118,7 +119,7 @@ class Worker:
             sys.modules[mod_spec.name] = module
             mod_spec.loader.exec_module(module)
         except BaseException as exc:  # noqa: BLE001 - kernel code may raise anything
-            return {"error": "import", "message": _describe(exc, path)}
+            return {"error": _kind(exc, "import"), "message": _describe(exc, path)}
         cls = getattr(module, spec["class"], None)
         if not isinstance(cls, type):
             return {"error": "api", "message": f"{path} defines no class {spec['class']}"}
@@ -134,7 +135,7 @@ class Worker:
         try:
             obj = self.classes[msg["kernel"]](**kwargs, isa=self.isa)
         except BaseException as exc:  # noqa: BLE001
-            return self.reply({"error": "kernel", "message": _describe(exc)})
+            return self.reply({"error": _kind(exc, "kernel"), "message": _describe(exc)})
         self.objects[(msg["kernel"], msg["combo"])] = obj
         self.reply({"ok": True, "ctor_ns": _clock() - t0})
 
@@ -151,6 +152,9 @@ class Worker:
         self.reply({"ok": True})
 
     def prep(self, msg, arrays):
+        self.calls += 1
+        if self.calls % 32 == 0:          # here, outside every window the supervisor audits
+            gc.collect()
         args, recipes = {}, {}
         for name, spec in msg["args"].items():
             if "value" in spec:
@@ -205,7 +209,7 @@ class Worker:
                 fn(**args, **outputs)
         except BaseException as exc:  # noqa: BLE001
             os.write(self.reply_fd, (-1).to_bytes(8, "little", signed=True))
-            return self.reply({"error": "kernel", "message": _describe(exc)})
+            return self.reply({"error": _kind(exc, "kernel"), "message": _describe(exc)})
         t1 = _clock()
         os.write(self.reply_fd, (t1 - t0).to_bytes(8, "little", signed=True))
 
@@ -220,10 +224,8 @@ class Worker:
                 if not np.array_equal(args[name], expected):
                     modified.append(name)
         threads = len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else 1
-        self.calls += 1
-        if self.calls % 32 == 0:
-            gc.collect()
-        self.reply({"ok": True, "inputs_modified": modified, "threads": threads}, outputs)
+        self.reply({"ok": True, "inputs_modified": modified, "threads": threads,
+                    "oracle": self.blocker.breach()}, outputs)
 
     # ------------------------------------------------------------ loop
 
@@ -243,6 +245,17 @@ class Worker:
             except BaseException:  # noqa: BLE001 - a harness bug: report it, then stop
                 self.reply({"error": "internal", "message": traceback.format_exc()})
                 return 1
+
+
+def _kind(exc, default):
+    """'policy' when kernel code hit the oracle blocker, else `default`."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, sandbox.OracleImportError):
+            return "policy"
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return default
 
 
 def _describe(exc, path=None):
