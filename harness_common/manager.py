@@ -43,10 +43,8 @@ class WorkerCrash(RuntimeError):
 @dataclass(frozen=True)
 class CallResult:
     t_ns: int               # the worker's own measure of the call
-    cpu_ns: int | None      # the OS's CPU time for the worker across the call
-    wall_ns: int            # the supervisor's wall clock across the call
-    post_cpu_ns: int | None  # the worker's CPU time from the call's reply to the outputs
-    verified: bool          # finish compared the inputs (costs CPU after the call)
+    cpu_ns: int | None      # the OS's CPU time for the worker across the call and its outputs
+    wall_ns: int            # the supervisor's wall clock across the same span
     outputs: dict
     inputs_modified: list
     threads: int
@@ -123,17 +121,21 @@ class Worker:
                               f"during {self.phase}")
         except (wire.WireError, OSError):
             raise self._death()
-        w1, c1 = time.monotonic_ns(), self.cpu_ns()
         t_ns = int.from_bytes(raw, "little", signed=True)
-        if t_ns < 0:                       # the kernel raised; its error frame follows
-            reply, _ = wire.recv(self.reply_r, timeout=timeout)
+        try:
+            reply, outputs = wire.recv(self.reply_r, timeout=timeout)
+        except wire.WireTimeout:
+            self.kill()
+            raise WorkerCrash(f"timeout: no outputs within {timeout:.0f} s during {self.phase}")
+        except (wire.WireError, OSError):
+            raise self._death()
+        w1, c1 = time.monotonic_ns(), self.cpu_ns()
+        if t_ns < 0 or "error" in reply:      # the kernel raised
             raise KernelError(reply.get("error", "kernel"), reply.get("message", "unknown error"))
-        reply, outputs = self.request({"cmd": "finish", "verify": verify}, timeout=timeout)
-        c2 = self.cpu_ns()
+        reply, _ = self.request({"cmd": "finish", "verify": verify}, timeout=timeout)
         cpu = None if c0 is None or c1 is None else c1 - c0
-        post = None if c1 is None or c2 is None else c2 - c1
-        return CallResult(t_ns, cpu, w1 - w0, post, verify, outputs, reply["inputs_modified"],
-                          reply["threads"], reply.get("oracle"))
+        return CallResult(t_ns, cpu, w1 - w0, outputs, reply["inputs_modified"], reply["threads"],
+                          reply.get("oracle"))
 
     def cpu_ns(self):
         """The worker's CPU time so far, from the kernel's scheduler accounting."""

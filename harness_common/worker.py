@@ -10,8 +10,9 @@ buffers, times single calls, and sends outputs back.
 A call is three steps so the supervisor can read this process's OS CPU
 clock right around the timed region: `prep` (fresh inputs, filled outputs;
 answered with a frame), then a single "g" byte that starts only the timed
-call (answered with its 8-byte duration), then `finish` (input check,
-outputs back).
+call, answered with its 8-byte duration and the outputs (so all of a
+call's work happens inside the window the supervisor measures), then
+`finish` (the input, thread and oracle checks).
 """
 import gc
 import importlib.util
@@ -212,6 +213,7 @@ class Worker:
             return self.reply({"error": _kind(exc, "kernel"), "message": _describe(exc)})
         t1 = _clock()
         os.write(self.reply_fd, (t1 - t0).to_bytes(8, "little", signed=True))
+        self.reply({"ok": True}, outputs)     # outputs now: no work can follow the reply
 
     def finish(self, msg, _arrays):
         _, _, args, outputs, (combo, recipes, arrays) = self.pending
@@ -225,7 +227,7 @@ class Worker:
                     modified.append(name)
         threads = len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else 1
         self.reply({"ok": True, "inputs_modified": modified, "threads": threads,
-                    "oracle": self.blocker.breach()}, outputs)
+                    "oracle": self.blocker.breach()})
 
     # ------------------------------------------------------------ loop
 
