@@ -34,6 +34,10 @@ class LedgerError(RuntimeError):
     """The ledger or best/ snapshot cannot be trusted; nothing was written."""
 
 
+class LedgerBusy(RuntimeError):
+    """Another trial holds the ledger."""
+
+
 def kernel_sha256(sources):
     """Hash of the kernel's source files ({name: bytes})."""
     h = hashlib.sha256()
@@ -106,15 +110,25 @@ class Ledger:
     # ------------------------------------------------------------ writing
 
     @contextmanager
-    def locked(self):
-        """Hold the ledger's exclusive lock (blocks other trials' writes)."""
+    def locked(self, wait=True):
+        """Hold the ledger's exclusive lock. A trial holds it from start to end, so
+        two trials never share a ledger (or a timing CPU); wait=False raises
+        LedgerBusy instead of waiting for the other one."""
         self.dir.mkdir(parents=True, exist_ok=True)
         with open(self.dir / "results.tsv.lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                raise LedgerBusy(f"another trial is running on {self.dir} (it holds "
+                                 f"results.tsv.lock); wait for it to finish") from None
             try:
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def fingerprint(self):
+        """The ledger file's bytes hash (None if absent): compared before a row is added."""
+        return hashlib.sha256(self.path.read_bytes()).hexdigest() if self.path.exists() else None
 
     def append(self, values):
         """Append one row durably; call under `locked()`."""

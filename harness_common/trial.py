@@ -93,10 +93,12 @@ class Trial:
         print(text, flush=True)
 
     def prepare(self):
+        self._lock = self.ledger.locked(wait=False)
+        self._lock.__enter__()                    # held until the trial ends (see run)
         rows = self.ledger.rows()
-        with self.ledger.locked():
-            note = self.ledger.repair_best(rows)
-            self.ledger.discard_stale_tmp()
+        note = self.ledger.repair_best(rows)
+        self.ledger.discard_stale_tmp()
+        self.fingerprint = self.ledger.fingerprint()
         if note:
             self.say(f"note: {note}")
         self.best_row = self.ledger.best(rows)
@@ -269,13 +271,15 @@ class Trial:
         total = time.monotonic() - self.started
         self.row.update(status=status, total_seconds=f"{total:.1f}",
                         timestamp=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
-        with self.ledger.locked():
-            kept_dir = None
-            if status in ledger.KEPT:
-                kept_dir = self.ledger.save_kept(self.sources, self.sha)
-            self.ledger.append(self.row)
-            if kept_dir is not None:
-                self.ledger.point_best(kept_dir)
+        if self.ledger.fingerprint() != self.fingerprint:
+            raise ledger.LedgerError(f"{self.ledger.path} changed during the trial, written by "
+                                     f"something other than this harness; nothing was added")
+        kept_dir = None
+        if status in ledger.KEPT:
+            kept_dir = self.ledger.save_kept(self.sources, self.sha)
+        self.ledger.append(self.row)
+        if kept_dir is not None:
+            self.ledger.point_best(kept_dir)
         blk = self.block
         blk.set("status", status)
         blk.set("reason", reason or None)
@@ -295,6 +299,35 @@ class Trial:
 
     def run(self):
         signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            return self._run_and_record()
+        except config.ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            return EXIT_INTERNAL
+        except ledger.LedgerError as exc:
+            print(f"ledger: {exc}", file=sys.stderr, flush=True)
+            return EXIT_POLICY
+        except ledger.LedgerBusy as exc:
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            return EXIT_INTERNAL
+        except KeyboardInterrupt:
+            print("interrupted: no ledger row written", file=sys.stderr, flush=True)
+            return 130
+        except Exception:  # noqa: BLE001 - a harness bug: say so, write nothing
+            traceback.print_exc()
+            print("harness error: no ledger row written (this is a bug in the harness)",
+                  file=sys.stderr, flush=True)
+            return EXIT_INTERNAL
+        finally:
+            for w in self.workers:
+                w.kill()
+            if self.tmp is not None:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+            if getattr(self, "_lock", None) is not None:
+                self._lock.__exit__(None, None, None)
+
+    def _run_and_record(self):
+        """The trial's steps; every outcome a kernel can cause ends in a ledger row."""
         try:
             self.prepare()
             self.build()
@@ -320,25 +353,6 @@ class Trial:
                                   EXIT_POLICY if exc.policy else EXIT_CRASH, exc.reason))
         except IntegrityError as exc:
             return self.stop(Stop("tamper", EXIT_POLICY, str(exc)))
-        except config.ConfigError as exc:
-            print(f"error: {exc}", file=sys.stderr, flush=True)
-            return EXIT_INTERNAL
-        except ledger.LedgerError as exc:
-            print(f"ledger: {exc}", file=sys.stderr, flush=True)
-            return EXIT_POLICY
-        except KeyboardInterrupt:
-            print("interrupted: no ledger row written", file=sys.stderr, flush=True)
-            return 130
-        except Exception:  # noqa: BLE001 - a harness bug: say so, write nothing
-            traceback.print_exc()
-            print("harness error: no ledger row written (this is a bug in the harness)",
-                  file=sys.stderr, flush=True)
-            return EXIT_INTERNAL
-        finally:
-            for w in self.workers:
-                w.kill()
-            if self.tmp is not None:
-                shutil.rmtree(self.tmp, ignore_errors=True)
 
     def stop(self, stop):
         if self.tmp is not None:      # name the agent's files, not the trial's private copies
