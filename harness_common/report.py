@@ -10,7 +10,7 @@ line, each kept step labelled with its description.
 """
 from pathlib import Path
 
-from . import config, ledger
+from . import config, integrity, ledger
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,6 +28,28 @@ def _unit(name):
         return config.load(ROOT / "targets" / name / "target.toml").unit
     except config.ConfigError:
         return "unit"
+
+
+def audit(rows, name):
+    """Whether the immutable files still equal the ledger's baseline commit.
+
+    A trial checks this before it runs; the report checks it again for the
+    reviewer, straight from git, so a harness edited to skip its own check
+    still shows up here (and in `git diff <baseline> -- harness_common`)."""
+    base = next((r for r in rows if r["status"] == "baseline"), None)
+    if base is None:
+        return "immutable files: no baseline row yet"
+    commit = base["commit"].split("+")[0]
+    try:
+        full = integrity._git(ROOT, "rev-parse", commit).strip()
+        changed = integrity.changed_since(ROOT, full, integrity.immutable_paths(
+            ROOT / "targets" / name, ROOT))
+    except integrity.IntegrityError as exc:
+        return f"immutable files: cannot verify ({exc})"
+    if changed:
+        return (f"immutable files: CHANGED since the baseline commit {commit}: "
+                f"{', '.join(changed)}; trials after the change do not count")
+    return f"immutable files: unchanged since the baseline commit {commit}"
 
 
 def table(rows):
@@ -112,6 +134,7 @@ def report(target=None, results_dir=None, out=print):
             first, last = _num(kept[0]["geomean_ns"]), _num(kept[-1]["geomean_ns"])
             if first and last:
                 out(f"  best: {last:.1f} ns per {unit}, {first / last:.2f}x faster than the baseline row")
+        out("  " + audit(rows, name))
         png = folder / "progress.png"
         why = picture(rows, unit, png, f"{name}: {len(rows)} trials, {len(kept)} kept")
         out(f"  picture: {why}" if why else f"  picture: {png}")
