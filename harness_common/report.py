@@ -47,8 +47,9 @@ def audit(rows, name):
     except integrity.IntegrityError as exc:
         return f"immutable files: cannot verify ({exc})"
     if changed:
+        more = f" (+{len(changed) - 8} more)" if len(changed) > 8 else ""
         return (f"immutable files: CHANGED since the baseline commit {commit}: "
-                f"{', '.join(changed)}; trials after the change do not count")
+                f"{', '.join(changed[:8])}{more}; trials after the change do not count")
     return f"immutable files: unchanged since the baseline commit {commit}"
 
 
