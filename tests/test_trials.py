@@ -101,6 +101,18 @@ def test_bad_isa_cap_and_bad_option_exit_1_without_a_row(workspace, target):
     assert run.rows() == []
 
 
+def test_campq_refuses_calibration_rows_that_overlap_the_measured_ones(workspace):
+    # A committed config (no baseline yet, so it is the anchor) whose measured rows
+    # start inside the calibration sample: refused before any work, with the why.
+    workspace.edit("targets/campq_encode/target.toml", "measurement_start = 1048576",
+                   "measurement_start = 1000")
+    workspace.commit("overlapping calibration and measurement")
+    run = workspace.run("campq_encode", "--quick")
+    assert run.code == 1, run
+    assert "trained on" in run.stderr and "measurement_start" in run.stderr, run
+    assert run.rows() == []
+
+
 # ------------------------------------------------------------ exit 2
 
 @pytest.mark.parametrize("target", TARGETS)
