@@ -204,7 +204,7 @@ struct i8book {              /* everything prepared from the codebook (see campq
     const float *cnorm2;     /* [s][kp] |c|^2 (+inf for padding) */
     const float *cnorm;      /* [s][kp] |c| */
     const float *ecnorm;     /* [s][kp] |c - b qc| */
-    const float *codebook;   /* [K][dim] the original centroids, for the re-check */
+    const float *exact;      /* [s][K][w] the float32 centroids by subspace, for the re-check */
     int wq;                  /* columns per subspace in the packing, a multiple of 4 */
 };
 
@@ -212,9 +212,17 @@ static long qpack_base(int s, int kp, int wq) { return (long)s * kp * wq; }
 
 void campq_prepare_i8(const float *codebook, int dim, int num_subspaces, int num_centroids,
                       int wq, int8_t *qpack, float *scale, int32_t *tsum, float *cnorm,
-                      float *ecnorm)
+                      float *ecnorm, float *exact)
 {
     int kp = padded(num_centroids);
+    /* exact[s] = the subspace's centroids back to back: the re-check's reads stay
+     * in one contiguous region (row-major slices sit 4 KB apart and collide in cache sets) */
+    for (int s = 0; s < num_subspaces; s++) {
+        int lo = s * dim / num_subspaces, hi = (s + 1) * dim / num_subspaces, w = hi - lo;
+        for (int k = 0; k < num_centroids; k++)
+            memcpy(exact + (long)lo * num_centroids + (long)k * w, codebook + (long)k * dim + lo,
+                   sizeof(float) * w);
+    }
     memset(qpack, 0, (size_t)num_subspaces * kp * wq);
     for (int s = 0; s < num_subspaces; s++) {
         int lo = s * dim / num_subspaces, hi = (s + 1) * dim / num_subspaces;
@@ -395,7 +403,7 @@ HARNESS_TARGET_AVX2 static int select_i8(const float *x, int lo, int w, int dim,
             mask &= mask - 1;
             if (kk >= num_centroids)
                 break;
-            float d = sqdist(x, bk->codebook + (long)kk * dim + lo, w);
+            float d = sqdist(x, bk->exact + (long)lo * num_centroids + (long)kk * w, w);
             if (best_k < 0 || d < best) {  /* strict: the lowest index wins ties */
                 best = d;
                 best_k = kk;
@@ -439,11 +447,11 @@ HARNESS_TARGET_AVX2 static void encode_i8(const struct i8book *bk, int dim, int 
 
 void campq_encode(const float *packed, const float *norms, int dim, int num_subspaces,
                   int num_centroids, const float *rows, int n, uint8_t *out, int isa,
-                  const float *codebook, int wq, const int8_t *qpack, const float *scale,
+                  const float *exact, int wq, const int8_t *qpack, const float *scale,
                   const int32_t *tsum, const float *cnorm, const float *ecnorm)
 {
     if (isa >= HARNESS_ISA_AVX2 && dim / num_subspaces + 1 <= 4096) {
-        struct i8book bk = {qpack, scale, tsum, norms, cnorm, ecnorm, codebook, wq};
+        struct i8book bk = {qpack, scale, tsum, norms, cnorm, ecnorm, exact, wq};
         encode_i8(&bk, dim, num_subspaces, num_centroids, rows, n, out);
         return;
     }
