@@ -6,7 +6,9 @@
 
 The picture (results/<target>/progress.png): trials on x, geomean ns per
 unit on a log y axis, kept trials highlighted, the running best as a step
-line, each kept step labelled with its description.
+line, each kept step labelled with its description. The y values are
+chained through each trial's in-run ratio (see `chained`), because absolute
+timings drift with the machine between trials.
 """
 from pathlib import Path
 
@@ -65,6 +67,28 @@ def table(rows):
     return lines
 
 
+def chained(rows):
+    """[(trial number, ns per unit, row)] on one drift-free scale.
+
+    Absolute timings drift with the machine between trials, so a kept trial
+    can measure slower than the one it beat. Every verdict is an in-run
+    ratio against the best kernel of the moment, so the picture uses them:
+    the baseline sits at its own geomean; every later timed trial at the
+    running best times its ratio; a kept trial moves the running best there.
+    """
+    out, best = [], None
+    for i, r in enumerate(rows, 1):
+        if r["status"] == "baseline" and _num(r["geomean_ns"]):
+            best = _num(r["geomean_ns"])
+            out.append((i, best, r))
+        elif best is not None and _num(r["ratio_vs_best"]):
+            value = best * _num(r["ratio_vs_best"])
+            out.append((i, value, r))
+            if r["status"] == "keep":
+                best = value
+    return out
+
+
 def picture(rows, unit, path, title):
     """Write the progress picture; returns None or why it could not be drawn."""
     try:
@@ -73,25 +97,24 @@ def picture(rows, unit, path, title):
         import matplotlib.pyplot as plt
     except ImportError:
         return "matplotlib is not installed (pip install -e '.[plot]'); table only"
-    pts = [(i, _num(r["geomean_ns"]), r) for i, r in enumerate(rows, 1) if _num(r["geomean_ns"])]
+    pts = chained(rows)
     if not pts:
-        return "no trial with a timing yet; nothing to draw"
+        return "no baseline trial yet; nothing to draw"
     fig, ax = plt.subplots(figsize=(11, 5.5))
     others = [(i, g) for i, g, r in pts if r["status"] not in ledger.KEPT]
     kept = [(i, g, r) for i, g, r in pts if r["status"] in ledger.KEPT]
     if others:
-        ax.scatter(*zip(*others), s=18, color="#bbbbbb", label="discarded / failed", zorder=2)
-    if kept:
-        xs, ys = [i for i, _, _ in kept], [g for _, g, _ in kept]
-        ax.scatter(xs, ys, s=46, color="#d62728", label="kept", zorder=3)
-        step_x, step_y = xs + [len(rows)], ys + [ys[-1]]
-        ax.step(step_x, step_y, where="post", color="#d62728", lw=1.3, label="running best")
-        for i, g, r in kept:
-            ax.annotate((r["description"] or r["status"])[:40], (i, g), textcoords="offset points",
-                        xytext=(4, 6), fontsize=7, rotation=18)
+        ax.scatter(*zip(*others), s=18, color="#bbbbbb", label="not kept", zorder=2)
+    xs, ys = [i for i, _, _ in kept], [g for _, g, _ in kept]
+    ax.scatter(xs, ys, s=46, color="#d62728", label="kept", zorder=3)
+    ax.step(xs + [len(rows)], ys + [ys[-1]], where="post", color="#d62728", lw=1.3,
+            label="running best")
+    for i, g, r in kept:
+        ax.annotate((r["description"] or r["status"])[:40], (i, g), textcoords="offset points",
+                    xytext=(4, 6), fontsize=7, rotation=18)
     ax.set_yscale("log")
     ax.set_xlabel("trial")
-    ax.set_ylabel(f"geomean ns per {unit} (log)")
+    ax.set_ylabel(f"geomean ns per {unit} (log), chained\nthrough each trial's in-run ratio")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(loc="upper right", fontsize=8)
@@ -131,10 +154,12 @@ def report(target=None, results_dir=None, out=print):
         out(f"{name}: {len(rows)} trials, {len(kept)} kept (* = kept)")
         for line in table(rows):
             out("  " + line)
-        if kept:
-            first, last = _num(kept[0]["geomean_ns"]), _num(kept[-1]["geomean_ns"])
-            if first and last:
-                out(f"  best: {last:.1f} ns per {unit}, {first / last:.2f}x faster than the baseline row")
+        pts = chained(rows)
+        if pts:
+            first = pts[0][1]
+            last = [g for _, g, r in pts if r["status"] in ledger.KEPT][-1]
+            out(f"  best: {last:.1f} ns per {unit} chained from the baseline's {first:.1f} through "
+                f"the kept ratios: {first / last:.2f}x faster")
         out("  " + audit(rows, name))
         png = folder / "progress.png"
         why = picture(rows, unit, png, f"{name}: {len(rows)} trials, {len(kept)} kept")

@@ -67,8 +67,19 @@ def test_report_prints_summary_and_table(results):
     assert report.report("pq_l2", results, out=out.append) == 0
     text = "\n".join(out)
     assert "pq_l2: 7 trials, 3 kept" in text
-    assert "2.00x faster than the baseline row" in text
+    assert "500.0 ns per query chained from the baseline's 1000.0 through the kept ratios: 2.00x" in text
     assert len(_trial_lines(out)) == len(TRIALS)
+
+
+def test_chained_uses_in_run_ratios_not_drifting_absolute_times():
+    """A kept trial measured on a slower machine phase still plots below what it beat."""
+    rows = [{"status": "baseline", "geomean_ns": "1000", "ratio_vs_best": ""},
+            {"status": "keep", "geomean_ns": "1200", "ratio_vs_best": "0.5"},   # host ran slow
+            {"status": "crash", "geomean_ns": "", "ratio_vs_best": ""},
+            {"status": "discard", "geomean_ns": "400", "ratio_vs_best": "1.1"},
+            {"status": "keep", "geomean_ns": "300", "ratio_vs_best": "0.8"}]
+    pts = report.chained(rows)
+    assert [(i, round(v, 6)) for i, v, _ in pts] == [(1, 1000.0), (2, 500.0), (4, 550.0), (5, 400.0)]
 
 
 def test_progress_png_is_written(results):
