@@ -5,8 +5,11 @@
  * and are chosen in the dispatch functions at the bottom. Every level must
  * give results within the harness tolerance; see program.md.
  */
+#include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "harness_isa.h"
 
@@ -46,13 +49,18 @@ static void topk_insert(float *dists, uint32_t *ids, int k, float d, uint32_t id
     ids[i] = id;
 }
 
-static void scan_portable(const float *table, int num_sub_vectors, int num_centroids,
-                          const uint8_t *codes, int n, int k, uint32_t *ids, float *dists)
+static void topk_init(float *dists, uint32_t *ids, int k)
 {
     for (int i = 0; i < k; i++) {
         dists[i] = INFINITY;
         ids[i] = UINT32_MAX;
     }
+}
+
+static void scan_portable(const float *table, int num_sub_vectors, int num_centroids,
+                          const uint8_t *codes, int n, int k, uint32_t *ids, float *dists)
+{
+    topk_init(dists, ids, k);
     for (int j = 0; j < n; j++) {
         const uint8_t *code = codes + (long)j * num_sub_vectors;
         float s = 0.0f;
@@ -62,19 +70,100 @@ static void scan_portable(const float *table, int num_sub_vectors, int num_centr
     }
 }
 
+/* ------------------------------------------------------------ AVX2 */
+
+#define QB 8   /* queries sharing one scan: one ymm of table entries per code byte */
+
+/* t8[m][c][lane] = |query (q0+lane) sub-vector m - centroid c|^2 for QB queries
+ * (lanes past nq are copies of the last query). Per query, the sum over the
+ * sub-vector's dimensions runs in order, as in the scalar code. */
+HARNESS_TARGET_AVX2 static void tables_interleaved(const float *codebook, int dim, int msub,
+                                                   int kc, const float *queries, int nq, int q0,
+                                                   float *t8)
+{
+    int dsub = dim / msub;
+    float qt[QB];
+    for (int m = 0; m < msub; m++) {
+        for (int c = 0; c < kc; c++) {
+            const float *y = codebook + ((long)m * kc + c) * dsub;
+            __m256 acc = _mm256_setzero_ps();
+            for (int d = 0; d < dsub; d++) {
+                for (int l = 0; l < QB; l++) {
+                    int q = q0 + l < nq ? q0 + l : nq - 1;
+                    qt[l] = queries[(long)q * dim + (long)m * dsub + d];
+                }
+                __m256 diff = _mm256_sub_ps(_mm256_loadu_ps(qt), _mm256_set1_ps(y[d]));
+                acc = _mm256_fmadd_ps(diff, diff, acc);
+            }
+            _mm256_storeu_ps(t8 + ((long)m * kc + c) * QB, acc);
+        }
+    }
+}
+
+HARNESS_TARGET_AVX2 static void scan_interleaved(const float *t8, int msub, int kc,
+                                                 const uint8_t *codes, int n, int k,
+                                                 int nlanes, uint32_t *ids, float *dists)
+{
+    float thr[QB];
+    for (int l = 0; l < nlanes; l++) {
+        topk_init(dists + (long)l * k, ids + (long)l * k, k);
+        thr[l] = INFINITY;
+    }
+    for (int l = nlanes; l < QB; l++)
+        thr[l] = -INFINITY;                     /* unused lanes never insert */
+    __m256 vthr = _mm256_loadu_ps(thr);
+    for (int j = 0; j < n; j++) {
+        const uint8_t *code = codes + (long)j * msub;
+        __m256 acc = _mm256_setzero_ps();
+        for (int m = 0; m < msub; m++)
+            acc = _mm256_add_ps(acc, _mm256_loadu_ps(t8 + ((long)m * kc + code[m]) * QB));
+        int mask = _mm256_movemask_ps(_mm256_cmp_ps(acc, vthr, _CMP_LT_OQ));
+        if (mask) {
+            float s[QB];
+            _mm256_storeu_ps(s, acc);
+            while (mask) {
+                int l = __builtin_ctz(mask);
+                mask &= mask - 1;
+                topk_insert(dists + (long)l * k, ids + (long)l * k, k, s[l], (uint32_t)j);
+                thr[l] = dists[(long)l * k + k - 1];
+            }
+            vthr = _mm256_loadu_ps(thr);
+        }
+    }
+}
+
+HARNESS_TARGET_AVX2 static void search_avx2(const float *codebook, int dim, int msub, int kc,
+                                            const float *queries, int nq, const uint8_t *codes,
+                                            int n, int k, uint32_t *out_ids, float *out_dists,
+                                            float *t8)
+{
+    for (int q0 = 0; q0 < nq; q0 += QB) {
+        int lanes = nq - q0 < QB ? nq - q0 : QB;
+        tables_interleaved(codebook, dim, msub, kc, queries, nq, q0, t8);
+        scan_interleaved(t8, msub, kc, codes, n, k, lanes, out_ids + (long)q0 * k,
+                         out_dists + (long)q0 * k);
+    }
+}
+
 /* ------------------------------------------------------------ dispatch */
 
 void pq_distance_tables(const float *codebook, int dim, int num_sub_vectors, int num_centroids,
                         const float *queries, int nq, float *out, int isa)
 {
-    (void)isa;   /* every level uses the portable path for now */
+    (void)isa;
     tables_portable(codebook, dim, num_sub_vectors, num_centroids, queries, nq, out);
 }
 
+/* tables: scratch of at least num_sub_vectors * num_centroids * max(nq, 8) floats */
 void pq_search(const float *codebook, int dim, int num_sub_vectors, int num_centroids,
                const float *queries, int nq, const uint8_t *codes, int n, int k,
                uint32_t *out_ids, float *out_dists, float *tables, int isa)
 {
+    if (isa >= HARNESS_ISA_AVX2) {
+        search_avx2(codebook, dim, num_sub_vectors, num_centroids, queries, nq, codes, n, k,
+                    out_ids, out_dists, tables);
+        return;
+    }
     pq_distance_tables(codebook, dim, num_sub_vectors, num_centroids, queries, nq, tables, isa);
     for (int q = 0; q < nq; q++)
         scan_portable(tables + (long)q * num_sub_vectors * num_centroids, num_sub_vectors,
