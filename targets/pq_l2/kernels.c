@@ -75,24 +75,26 @@ static void scan_portable(const float *table, int num_sub_vectors, int num_centr
 #define QB 8   /* queries sharing one scan: one ymm of table entries per code byte */
 
 /* t8[m][c][lane] = |query (q0+lane) sub-vector m - centroid c|^2 for QB queries
- * (lanes past nq are copies of the last query). Per query, the sum over the
- * sub-vector's dimensions runs in order, as in the scalar code. */
+ * (lanes past nq are copies of the last query). The group's queries are
+ * transposed first (qt[d][lane]) so each step loads one vector. Per query,
+ * the sum over the sub-vector's dimensions runs in order, as in the scalar code. */
 HARNESS_TARGET_AVX2 static void tables_interleaved(const float *codebook, int dim, int msub,
                                                    int kc, const float *queries, int nq, int q0,
-                                                   float *t8)
+                                                   float *t8, float *qt)
 {
     int dsub = dim / msub;
-    float qt[QB];
+    for (int l = 0; l < QB; l++) {
+        const float *q = queries + (long)(q0 + l < nq ? q0 + l : nq - 1) * dim;
+        for (int d = 0; d < dim; d++)
+            qt[(long)d * QB + l] = q[d];
+    }
     for (int m = 0; m < msub; m++) {
+        const float *qm = qt + (long)m * dsub * QB;
         for (int c = 0; c < kc; c++) {
             const float *y = codebook + ((long)m * kc + c) * dsub;
             __m256 acc = _mm256_setzero_ps();
             for (int d = 0; d < dsub; d++) {
-                for (int l = 0; l < QB; l++) {
-                    int q = q0 + l < nq ? q0 + l : nq - 1;
-                    qt[l] = queries[(long)q * dim + (long)m * dsub + d];
-                }
-                __m256 diff = _mm256_sub_ps(_mm256_loadu_ps(qt), _mm256_set1_ps(y[d]));
+                __m256 diff = _mm256_sub_ps(_mm256_loadu_ps(qm + d * QB), _mm256_set1_ps(y[d]));
                 acc = _mm256_fmadd_ps(diff, diff, acc);
             }
             _mm256_storeu_ps(t8 + ((long)m * kc + c) * QB, acc);
@@ -139,7 +141,8 @@ HARNESS_TARGET_AVX2 static void search_avx2(const float *codebook, int dim, int 
 {
     for (int q0 = 0; q0 < nq; q0 += QB) {
         int lanes = nq - q0 < QB ? nq - q0 : QB;
-        tables_interleaved(codebook, dim, msub, kc, queries, nq, q0, t8);
+        tables_interleaved(codebook, dim, msub, kc, queries, nq, q0, t8,
+                           t8 + (long)msub * kc * QB);
         scan_interleaved(t8, msub, kc, codes, n, k, lanes, out_ids + (long)q0 * k,
                          out_dists + (long)q0 * k);
     }
@@ -154,7 +157,7 @@ void pq_distance_tables(const float *codebook, int dim, int num_sub_vectors, int
     tables_portable(codebook, dim, num_sub_vectors, num_centroids, queries, nq, out);
 }
 
-/* tables: scratch of at least num_sub_vectors * num_centroids * max(nq, 8) floats */
+/* tables: scratch of at least num_sub_vectors * num_centroids * max(nq, 8) + 8 * dim floats */
 void pq_search(const float *codebook, int dim, int num_sub_vectors, int num_centroids,
                const float *queries, int nq, const uint8_t *codes, int n, int k,
                uint32_t *out_ids, float *out_dists, float *tables, int isa)
