@@ -116,9 +116,16 @@ HARNESS_TARGET_AVX2 static void scan_interleaved(const float *t8, int msub, int 
     __m256 vthr = _mm256_loadu_ps(thr);
     for (int j = 0; j < n; j++) {
         const uint8_t *code = codes + (long)j * msub;
-        __m256 acc = _mm256_setzero_ps();
-        for (int m = 0; m < msub; m++)
-            acc = _mm256_add_ps(acc, _mm256_loadu_ps(t8 + ((long)m * kc + code[m]) * QB));
+        /* Two partial sums (even and odd sub-vectors): two add chains in flight. */
+        __m256 even = _mm256_setzero_ps(), odd = _mm256_setzero_ps();
+        int m = 0;
+        for (; m + 2 <= msub; m += 2) {
+            even = _mm256_add_ps(even, _mm256_loadu_ps(t8 + ((long)m * kc + code[m]) * QB));
+            odd = _mm256_add_ps(odd, _mm256_loadu_ps(t8 + ((long)(m + 1) * kc + code[m + 1]) * QB));
+        }
+        if (m < msub)
+            even = _mm256_add_ps(even, _mm256_loadu_ps(t8 + ((long)m * kc + code[m]) * QB));
+        __m256 acc = _mm256_add_ps(even, odd);
         int mask = _mm256_movemask_ps(_mm256_cmp_ps(acc, vthr, _CMP_LT_OQ));
         if (mask) {
             float s[QB];
