@@ -72,7 +72,7 @@ static void scan_portable(const float *table, int num_sub_vectors, int num_centr
 
 /* ------------------------------------------------------------ AVX2 */
 
-#define QB 8   /* queries sharing one scan: one ymm of table entries per code byte */
+#define QB 16  /* queries sharing one scan: one 64-byte line (two ymm) of table entries per code byte */
 
 /* t8[m][c][lane] = |query (q0+lane) sub-vector m - centroid c|^2 for QB queries
  * (lanes past nq are copies of the last query). The group's queries are
@@ -92,17 +92,45 @@ HARNESS_TARGET_AVX2 static void tables_interleaved(const float *codebook, int di
         const float *qm = qt + (long)m * dsub * QB;
         for (int c = 0; c < kc; c++) {
             const float *y = codebook + ((long)m * kc + c) * dsub;
-            __m256 acc = _mm256_setzero_ps();
+            __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
             for (int d = 0; d < dsub; d++) {
-                __m256 diff = _mm256_sub_ps(_mm256_loadu_ps(qm + d * QB), _mm256_set1_ps(y[d]));
-                acc = _mm256_fmadd_ps(diff, diff, acc);
+                __m256 yd = _mm256_set1_ps(y[d]);
+                __m256 dl = _mm256_sub_ps(_mm256_loadu_ps(qm + d * QB), yd);
+                __m256 dh = _mm256_sub_ps(_mm256_loadu_ps(qm + d * QB + 8), yd);
+                lo = _mm256_fmadd_ps(dl, dl, lo);
+                hi = _mm256_fmadd_ps(dh, dh, hi);
             }
-            _mm256_storeu_ps(t8 + ((long)m * kc + c) * QB, acc);
+            _mm256_storeu_ps(t8 + ((long)m * kc + c) * QB, lo);
+            _mm256_storeu_ps(t8 + ((long)m * kc + c) * QB + 8, hi);
         }
     }
 }
 
-HARNESS_TARGET_AVX2 static void scan_interleaved(const float *t8, int msub, int kc,
+/* Insert the rows whose lane sums beat their query's k-th best, lane by lane. */
+HARNESS_TARGET_AVX2 static inline void offer(__m256 lo, __m256 hi, __m256 *tlo, __m256 *thi,
+                                             uint32_t id, float *thr, uint32_t *ids,
+                                             float *dists, int k)
+{
+    int mask = _mm256_movemask_ps(_mm256_cmp_ps(lo, *tlo, _CMP_LT_OQ)) |
+               _mm256_movemask_ps(_mm256_cmp_ps(hi, *thi, _CMP_LT_OQ)) << 8;
+    if (__builtin_expect(!mask, 1))
+        return;
+    float s[QB];
+    _mm256_storeu_ps(s, lo);
+    _mm256_storeu_ps(s + 8, hi);
+    while (mask) {
+        int l = __builtin_ctz(mask);
+        mask &= mask - 1;
+        topk_insert(dists + (long)l * k, ids + (long)l * k, k, s[l], id);
+        thr[l] = dists[(long)l * k + k - 1];
+    }
+    *tlo = _mm256_loadu_ps(thr);
+    *thi = _mm256_loadu_ps(thr + 8);
+}
+
+/* Every code byte feeds two vectors of one cache line: the table entries of
+ * 16 queries. Each query's sum runs over the sub-vectors in order. */
+HARNESS_TARGET_AVX2 static void scan_interleaved(const float *t16, int msub, int kc,
                                                  const uint8_t *codes, int n, int k,
                                                  int nlanes, uint32_t *ids, float *dists)
 {
@@ -113,31 +141,16 @@ HARNESS_TARGET_AVX2 static void scan_interleaved(const float *t8, int msub, int 
     }
     for (int l = nlanes; l < QB; l++)
         thr[l] = -INFINITY;                     /* unused lanes never insert */
-    __m256 vthr = _mm256_loadu_ps(thr);
+    __m256 tlo = _mm256_loadu_ps(thr), thi = _mm256_loadu_ps(thr + 8);
     for (int j = 0; j < n; j++) {
         const uint8_t *code = codes + (long)j * msub;
-        /* Two partial sums (even and odd sub-vectors): two add chains in flight. */
-        __m256 even = _mm256_setzero_ps(), odd = _mm256_setzero_ps();
-        int m = 0;
-        for (; m + 2 <= msub; m += 2) {
-            even = _mm256_add_ps(even, _mm256_loadu_ps(t8 + ((long)m * kc + code[m]) * QB));
-            odd = _mm256_add_ps(odd, _mm256_loadu_ps(t8 + ((long)(m + 1) * kc + code[m + 1]) * QB));
+        __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
+        for (int m = 0; m < msub; m++) {
+            const float *e = t16 + ((long)m * kc + code[m]) * QB;
+            lo = _mm256_add_ps(lo, _mm256_load_ps(e));
+            hi = _mm256_add_ps(hi, _mm256_load_ps(e + 8));
         }
-        if (m < msub)
-            even = _mm256_add_ps(even, _mm256_loadu_ps(t8 + ((long)m * kc + code[m]) * QB));
-        __m256 acc = _mm256_add_ps(even, odd);
-        int mask = _mm256_movemask_ps(_mm256_cmp_ps(acc, vthr, _CMP_LT_OQ));
-        if (mask) {
-            float s[QB];
-            _mm256_storeu_ps(s, acc);
-            while (mask) {
-                int l = __builtin_ctz(mask);
-                mask &= mask - 1;
-                topk_insert(dists + (long)l * k, ids + (long)l * k, k, s[l], (uint32_t)j);
-                thr[l] = dists[(long)l * k + k - 1];
-            }
-            vthr = _mm256_loadu_ps(thr);
-        }
+        offer(lo, hi, &tlo, &thi, (uint32_t)j, thr, ids, dists, k);
     }
 }
 
@@ -164,14 +177,15 @@ void pq_distance_tables(const float *codebook, int dim, int num_sub_vectors, int
     tables_portable(codebook, dim, num_sub_vectors, num_centroids, queries, nq, out);
 }
 
-/* tables: scratch of at least num_sub_vectors * num_centroids * max(nq, 8) + 8 * dim floats */
+/* tables: scratch of num_sub_vectors * num_centroids * max(nq, 16) + 16 * dim + 16 floats */
 void pq_search(const float *codebook, int dim, int num_sub_vectors, int num_centroids,
                const float *queries, int nq, const uint8_t *codes, int n, int k,
                uint32_t *out_ids, float *out_dists, float *tables, int isa)
 {
     if (isa >= HARNESS_ISA_AVX2) {
+        float *t16 = (float *)(((uintptr_t)tables + 63) & ~(uintptr_t)63);   /* whole lines */
         search_avx2(codebook, dim, num_sub_vectors, num_centroids, queries, nq, codes, n, k,
-                    out_ids, out_dists, tables);
+                    out_ids, out_dists, t16);
         return;
     }
     pq_distance_tables(codebook, dim, num_sub_vectors, num_centroids, queries, nq, tables, isa);
