@@ -128,11 +128,17 @@ HARNESS_TARGET_AVX2 static inline void offer(__m256 lo, __m256 hi, __m256 *tlo, 
     *thi = _mm256_loadu_ps(thr + 8);
 }
 
+#define RBLK 1024  /* rows per block: their partial sums (64 KB) stay in L2 */
+#define MCH 16     /* sub-vectors per pass: their table slab (256 KB) stays in L2 */
+
 /* Every code byte feeds two vectors of one cache line: the table entries of
- * 16 queries. Each query's sum runs over the sub-vectors in order. */
+ * 16 queries. Each query's sum runs over the sub-vectors in order. Past MCH
+ * sub-vectors the table outgrows L2, so rows go in blocks and sub-vectors in
+ * passes of MCH, carrying partial sums between passes. */
 HARNESS_TARGET_AVX2 static void scan_interleaved(const float *t16, int msub, int kc,
                                                  const uint8_t *codes, int n, int k,
-                                                 int nlanes, uint32_t *ids, float *dists)
+                                                 int nlanes, uint32_t *ids, float *dists,
+                                                 float *partial)
 {
     float thr[QB];
     for (int l = 0; l < nlanes; l++) {
@@ -142,15 +148,29 @@ HARNESS_TARGET_AVX2 static void scan_interleaved(const float *t16, int msub, int
     for (int l = nlanes; l < QB; l++)
         thr[l] = -INFINITY;                     /* unused lanes never insert */
     __m256 tlo = _mm256_loadu_ps(thr), thi = _mm256_loadu_ps(thr + 8);
-    for (int j = 0; j < n; j++) {
-        const uint8_t *code = codes + (long)j * msub;
-        __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
-        for (int m = 0; m < msub; m++) {
-            const float *e = t16 + ((long)m * kc + code[m]) * QB;
-            lo = _mm256_add_ps(lo, _mm256_load_ps(e));
-            hi = _mm256_add_ps(hi, _mm256_load_ps(e + 8));
+    int rblk = msub > MCH ? RBLK : n;
+    for (int r0 = 0; r0 < n; r0 += rblk) {
+        int rn = n - r0 < rblk ? n - r0 : rblk;
+        for (int m0 = 0; m0 < msub; m0 += MCH) {
+            int m1 = msub - m0 < MCH ? msub : m0 + MCH;
+            for (int r = 0; r < rn; r++) {
+                const uint8_t *code = codes + (long)(r0 + r) * msub;
+                float *p = partial + (long)r * QB;
+                __m256 lo = m0 ? _mm256_load_ps(p) : _mm256_setzero_ps();
+                __m256 hi = m0 ? _mm256_load_ps(p + 8) : _mm256_setzero_ps();
+                for (int m = m0; m < m1; m++) {
+                    const float *e = t16 + ((long)m * kc + code[m]) * QB;
+                    lo = _mm256_add_ps(lo, _mm256_load_ps(e));
+                    hi = _mm256_add_ps(hi, _mm256_load_ps(e + 8));
+                }
+                if (m1 == msub) {
+                    offer(lo, hi, &tlo, &thi, (uint32_t)(r0 + r), thr, ids, dists, k);
+                } else {
+                    _mm256_store_ps(p, lo);
+                    _mm256_store_ps(p + 8, hi);
+                }
+            }
         }
-        offer(lo, hi, &tlo, &thi, (uint32_t)j, thr, ids, dists, k);
     }
 }
 
@@ -164,7 +184,7 @@ HARNESS_TARGET_AVX2 static void search_avx2(const float *codebook, int dim, int 
         tables_interleaved(codebook, dim, msub, kc, queries, nq, q0, t8,
                            t8 + (long)msub * kc * QB);
         scan_interleaved(t8, msub, kc, codes, n, k, lanes, out_ids + (long)q0 * k,
-                         out_dists + (long)q0 * k);
+                         out_dists + (long)q0 * k, t8 + (long)msub * kc * QB + (long)QB * dim);
     }
 }
 
@@ -177,7 +197,7 @@ void pq_distance_tables(const float *codebook, int dim, int num_sub_vectors, int
     tables_portable(codebook, dim, num_sub_vectors, num_centroids, queries, nq, out);
 }
 
-/* tables: scratch of num_sub_vectors * num_centroids * max(nq, 16) + 16 * dim + 16 floats */
+/* tables: scratch of num_sub_vectors * num_centroids * max(nq, 16) + 16 * dim + 16 * 1024 + 16 floats */
 void pq_search(const float *codebook, int dim, int num_sub_vectors, int num_centroids,
                const float *queries, int nq, const uint8_t *codes, int n, int k,
                uint32_t *out_ids, float *out_dists, float *tables, int isa)
