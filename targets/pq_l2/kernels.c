@@ -128,8 +128,8 @@ HARNESS_TARGET_AVX2 static inline void offer(__m256 lo, __m256 hi, __m256 *tlo, 
     *thi = _mm256_loadu_ps(thr + 8);
 }
 
-#define RBLK 1024  /* rows per block: their partial sums (64 KB) stay in L2 */
-#define MCH 16     /* sub-vectors per pass: their table slab (256 KB) stays in L2 */
+#define RBLK 2048  /* rows per block: their partial sums (128 KB) stay in L2 */
+#define MCH 24     /* sub-vectors per pass: their table slab (384 KB) stays in L2 */
 
 /* Every code byte feeds two vectors of one cache line: the table entries of
  * 16 queries. Each query's sum runs over the sub-vectors in order. Past MCH
@@ -197,7 +197,7 @@ void pq_distance_tables(const float *codebook, int dim, int num_sub_vectors, int
     tables_portable(codebook, dim, num_sub_vectors, num_centroids, queries, nq, out);
 }
 
-/* tables: scratch of num_sub_vectors * num_centroids * max(nq, 16) + 16 * dim + 16 * 1024 + 16 floats */
+/* tables: scratch of num_sub_vectors * num_centroids * max(nq, 16) + 16 * dim + 16 * 2048 + 16 floats */
 void pq_search(const float *codebook, int dim, int num_sub_vectors, int num_centroids,
                const float *queries, int nq, const uint8_t *codes, int n, int k,
                uint32_t *out_ids, float *out_dists, float *tables, int isa)
