@@ -72,7 +72,8 @@ static void scan_portable(const float *table, int num_sub_vectors, int num_centr
 
 /* ------------------------------------------------------------ AVX2 */
 
-#define QB 16  /* queries sharing one scan: one 64-byte line (two ymm) of table entries per code byte */
+#define QB 32  /* queries sharing one scan: two 64-byte lines (four ymm) of table entries per code byte */
+#define NV (QB / 8)
 
 /* t8[m][c][lane] = |query (q0+lane) sub-vector m - centroid c|^2 for QB queries
  * (lanes past nq are copies of the last query). The group's queries are
@@ -92,47 +93,49 @@ HARNESS_TARGET_AVX2 static void tables_interleaved(const float *codebook, int di
         const float *qm = qt + (long)m * dsub * QB;
         for (int c = 0; c < kc; c++) {
             const float *y = codebook + ((long)m * kc + c) * dsub;
-            __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
+            __m256 acc[NV];
+            for (int v = 0; v < NV; v++)
+                acc[v] = _mm256_setzero_ps();
             for (int d = 0; d < dsub; d++) {
                 __m256 yd = _mm256_set1_ps(y[d]);
-                __m256 dl = _mm256_sub_ps(_mm256_loadu_ps(qm + d * QB), yd);
-                __m256 dh = _mm256_sub_ps(_mm256_loadu_ps(qm + d * QB + 8), yd);
-                lo = _mm256_fmadd_ps(dl, dl, lo);
-                hi = _mm256_fmadd_ps(dh, dh, hi);
+                for (int v = 0; v < NV; v++) {
+                    __m256 diff = _mm256_sub_ps(_mm256_loadu_ps(qm + d * QB + 8 * v), yd);
+                    acc[v] = _mm256_fmadd_ps(diff, diff, acc[v]);
+                }
             }
-            _mm256_storeu_ps(t8 + ((long)m * kc + c) * QB, lo);
-            _mm256_storeu_ps(t8 + ((long)m * kc + c) * QB + 8, hi);
+            for (int v = 0; v < NV; v++)
+                _mm256_storeu_ps(t8 + ((long)m * kc + c) * QB + 8 * v, acc[v]);
         }
     }
 }
 
 /* Insert the rows whose lane sums beat their query's k-th best, lane by lane. */
-HARNESS_TARGET_AVX2 static inline void offer(__m256 lo, __m256 hi, __m256 *tlo, __m256 *thi,
-                                             uint32_t id, float *thr, uint32_t *ids,
-                                             float *dists, int k)
+HARNESS_TARGET_AVX2 static inline void offer(const __m256 *acc, __m256 *vthr, uint32_t id,
+                                             float *thr, uint32_t *ids, float *dists, int k)
 {
-    int mask = _mm256_movemask_ps(_mm256_cmp_ps(lo, *tlo, _CMP_LT_OQ)) |
-               _mm256_movemask_ps(_mm256_cmp_ps(hi, *thi, _CMP_LT_OQ)) << 8;
+    uint32_t mask = 0;
+    for (int v = 0; v < NV; v++)
+        mask |= (uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(acc[v], vthr[v], _CMP_LT_OQ)) << (8 * v);
     if (__builtin_expect(!mask, 1))
         return;
     float s[QB];
-    _mm256_storeu_ps(s, lo);
-    _mm256_storeu_ps(s + 8, hi);
+    for (int v = 0; v < NV; v++)
+        _mm256_storeu_ps(s + 8 * v, acc[v]);
     while (mask) {
         int l = __builtin_ctz(mask);
         mask &= mask - 1;
         topk_insert(dists + (long)l * k, ids + (long)l * k, k, s[l], id);
         thr[l] = dists[(long)l * k + k - 1];
     }
-    *tlo = _mm256_loadu_ps(thr);
-    *thi = _mm256_loadu_ps(thr + 8);
+    for (int v = 0; v < NV; v++)
+        vthr[v] = _mm256_loadu_ps(thr + 8 * v);
 }
 
-#define RBLK 2048  /* rows per block: their partial sums (128 KB) stay in L2 */
-#define MCH 24     /* sub-vectors per pass: their table slab (384 KB) stays in L2 */
+#define RBLK 1024  /* rows per block: their partial sums (128 KB) stay in L2 */
+#define MCH 12     /* sub-vectors per pass: their table slab (384 KB) stays in L2 */
 
-/* Every code byte feeds two vectors of one cache line: the table entries of
- * 16 queries. Each query's sum runs over the sub-vectors in order. Past MCH
+/* Every code byte feeds four vectors of two cache lines: the table entries of
+ * 32 queries. Each query's sum runs over the sub-vectors in order. Past MCH
  * sub-vectors the table outgrows L2, so rows go in blocks and sub-vectors in
  * passes of MCH, carrying partial sums between passes. */
 HARNESS_TARGET_AVX2 static void scan_interleaved(const float *t16, int msub, int kc,
@@ -147,7 +150,9 @@ HARNESS_TARGET_AVX2 static void scan_interleaved(const float *t16, int msub, int
     }
     for (int l = nlanes; l < QB; l++)
         thr[l] = -INFINITY;                     /* unused lanes never insert */
-    __m256 tlo = _mm256_loadu_ps(thr), thi = _mm256_loadu_ps(thr + 8);
+    __m256 vthr[NV];
+    for (int v = 0; v < NV; v++)
+        vthr[v] = _mm256_loadu_ps(thr + 8 * v);
     int rblk = msub > MCH ? RBLK : n;
     for (int r0 = 0; r0 < n; r0 += rblk) {
         int rn = n - r0 < rblk ? n - r0 : rblk;
@@ -156,18 +161,19 @@ HARNESS_TARGET_AVX2 static void scan_interleaved(const float *t16, int msub, int
             for (int r = 0; r < rn; r++) {
                 const uint8_t *code = codes + (long)(r0 + r) * msub;
                 float *p = partial + (long)r * QB;
-                __m256 lo = m0 ? _mm256_load_ps(p) : _mm256_setzero_ps();
-                __m256 hi = m0 ? _mm256_load_ps(p + 8) : _mm256_setzero_ps();
+                __m256 acc[NV];
+                for (int v = 0; v < NV; v++)
+                    acc[v] = m0 ? _mm256_load_ps(p + 8 * v) : _mm256_setzero_ps();
                 for (int m = m0; m < m1; m++) {
                     const float *e = t16 + ((long)m * kc + code[m]) * QB;
-                    lo = _mm256_add_ps(lo, _mm256_load_ps(e));
-                    hi = _mm256_add_ps(hi, _mm256_load_ps(e + 8));
+                    for (int v = 0; v < NV; v++)
+                        acc[v] = _mm256_add_ps(acc[v], _mm256_load_ps(e + 8 * v));
                 }
                 if (m1 == msub) {
-                    offer(lo, hi, &tlo, &thi, (uint32_t)(r0 + r), thr, ids, dists, k);
+                    offer(acc, vthr, (uint32_t)(r0 + r), thr, ids, dists, k);
                 } else {
-                    _mm256_store_ps(p, lo);
-                    _mm256_store_ps(p + 8, hi);
+                    for (int v = 0; v < NV; v++)
+                        _mm256_store_ps(p + 8 * v, acc[v]);
                 }
             }
         }
@@ -197,7 +203,7 @@ void pq_distance_tables(const float *codebook, int dim, int num_sub_vectors, int
     tables_portable(codebook, dim, num_sub_vectors, num_centroids, queries, nq, out);
 }
 
-/* tables: scratch of num_sub_vectors * num_centroids * max(nq, 16) + 16 * dim + 16 * 2048 + 16 floats */
+/* tables: scratch of num_sub_vectors * num_centroids * max(nq, 32) + 32 * dim + 32 * 1024 + 16 floats */
 void pq_search(const float *codebook, int dim, int num_sub_vectors, int num_centroids,
                const float *queries, int nq, const uint8_t *codes, int n, int k,
                uint32_t *out_ids, float *out_dists, float *tables, int isa)

@@ -46,7 +46,7 @@ class PqKernel:
         c = pointer(ffi, codes, "uint8", (None, self.m), "codes")
         ids = pointer(ffi, out_ids, "uint32", (nq, k), "out_ids")
         dists = pointer(ffi, out_dists, "float32", (nq, k), "out_dists")
-        tables = np.empty(max(nq, 16) * self.m * self.k + 16 * self.dim + 16 * 2048 + 16,
+        tables = np.empty(max(nq, 32) * self.m * self.k + 32 * self.dim + 32 * 1024 + 16,
                           np.float32)
         lib.pq_search(self._cb, self.dim, self.m, self.k, q, nq, c, n, k, ids, dists,
                       pointer(ffi, tables, "float32", tables.shape, "tables"), self.isa)
