@@ -9,6 +9,7 @@
  * Entry points take the ISA level the harness allows; faster paths go in
  * HARNESS_TARGET_* functions.
  */
+#include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
 
@@ -88,11 +89,102 @@ static void encode_portable(const float *packed, const float *norms, int dim, in
     }
 }
 
+/* ------------------------------------------------------------ AVX2 */
+
+/* Distances (|c|^2 - 2 x.c) of rows r and r+1 to one block of KB centroids:
+ * the block's four vectors per column are loaded once for both rows, and the
+ * eight sums stay in registers for the whole column range. */
+HARNESS_TARGET_AVX2 static void block2_avx2(const float *x0, const float *x1, const float *block,
+                                            int w, const float *nrm, float *d0, float *d1)
+{
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    __m256 b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    for (int j = 0; j < w; j++) {
+        const float *c = block + (long)j * KB;
+        __m256 c0 = _mm256_loadu_ps(c), c1 = _mm256_loadu_ps(c + 8);
+        __m256 c2 = _mm256_loadu_ps(c + 16), c3 = _mm256_loadu_ps(c + 24);
+        __m256 u = _mm256_broadcast_ss(x0 + j), v = _mm256_broadcast_ss(x1 + j);
+        a0 = _mm256_fmadd_ps(u, c0, a0); a1 = _mm256_fmadd_ps(u, c1, a1);
+        a2 = _mm256_fmadd_ps(u, c2, a2); a3 = _mm256_fmadd_ps(u, c3, a3);
+        b0 = _mm256_fmadd_ps(v, c0, b0); b1 = _mm256_fmadd_ps(v, c1, b1);
+        b2 = _mm256_fmadd_ps(v, c2, b2); b3 = _mm256_fmadd_ps(v, c3, b3);
+    }
+    __m256 m2 = _mm256_set1_ps(-2.0f);
+    __m256 n0 = _mm256_loadu_ps(nrm), n1 = _mm256_loadu_ps(nrm + 8);
+    __m256 n2 = _mm256_loadu_ps(nrm + 16), n3 = _mm256_loadu_ps(nrm + 24);
+    _mm256_storeu_ps(d0, _mm256_fmadd_ps(m2, a0, n0));
+    _mm256_storeu_ps(d0 + 8, _mm256_fmadd_ps(m2, a1, n1));
+    _mm256_storeu_ps(d0 + 16, _mm256_fmadd_ps(m2, a2, n2));
+    _mm256_storeu_ps(d0 + 24, _mm256_fmadd_ps(m2, a3, n3));
+    _mm256_storeu_ps(d1, _mm256_fmadd_ps(m2, b0, n0));
+    _mm256_storeu_ps(d1 + 8, _mm256_fmadd_ps(m2, b1, n1));
+    _mm256_storeu_ps(d1 + 16, _mm256_fmadd_ps(m2, b2, n2));
+    _mm256_storeu_ps(d1 + 24, _mm256_fmadd_ps(m2, b3, n3));
+}
+
+/* Index of the smallest of d[0..kp), the lowest index on an exact tie: eight
+ * lanes keep their own best (strictly smaller wins, so earlier indices stay),
+ * then the lanes are reduced the same way. */
+HARNESS_TARGET_AVX2 static int argmin_avx2(const float *d, int kp)
+{
+    __m256 best = _mm256_loadu_ps(d);
+    __m256i bi = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), idx = bi, step = _mm256_set1_epi32(8);
+    for (int k = 8; k < kp; k += 8) {
+        idx = _mm256_add_epi32(idx, step);
+        __m256 v = _mm256_loadu_ps(d + k);
+        __m256 lt = _mm256_cmp_ps(v, best, _CMP_LT_OQ);
+        best = _mm256_blendv_ps(best, v, lt);
+        bi = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(bi), _mm256_castsi256_ps(idx), lt));
+    }
+    float bv[8];
+    int ix[8];
+    _mm256_storeu_ps(bv, best);
+    _mm256_storeu_si256((__m256i *)ix, bi);
+    int k = ix[0];
+    float b = bv[0];
+    for (int l = 1; l < 8; l++)
+        if (bv[l] < b || (bv[l] == b && ix[l] < k)) {
+            b = bv[l];
+            k = ix[l];
+        }
+    return k;
+}
+
+HARNESS_TARGET_AVX2 static void encode_avx2(const float *packed, const float *norms, int dim,
+                                            int num_subspaces, int num_centroids,
+                                            const float *rows, int n, uint8_t *out)
+{
+    int kp = padded(num_centroids);
+    float dist[RB][256 + KB];
+    for (int i0 = 0; i0 < n; i0 += RB) {
+        int rn = n - i0 < RB ? n - i0 : RB;
+        for (int s = 0; s < num_subspaces; s++) {
+            int lo = s * dim / num_subspaces, hi = (s + 1) * dim / num_subspaces, w = hi - lo;
+            const float *nrm = norms + (long)s * kp;
+            for (int k0 = 0; k0 < kp; k0 += KB) {
+                const float *block = packed + (long)lo * kp + (long)k0 * w;
+                int r = 0;
+                for (; r + 2 <= rn; r += 2)
+                    block2_avx2(rows + (long)(i0 + r) * dim + lo, rows + (long)(i0 + r + 1) * dim + lo,
+                                block, w, nrm + k0, dist[r] + k0, dist[r + 1] + k0);
+                if (r < rn)          /* an odd row out: pair it with itself */
+                    block2_avx2(rows + (long)(i0 + r) * dim + lo, rows + (long)(i0 + r) * dim + lo,
+                                block, w, nrm + k0, dist[r] + k0, dist[r] + k0);
+            }
+            for (int r = 0; r < rn; r++)
+                out[(long)(i0 + r) * num_subspaces + s] = (uint8_t)argmin_avx2(dist[r], kp);
+        }
+    }
+}
+
 /* ------------------------------------------------------------ dispatch */
 
 void campq_encode(const float *packed, const float *norms, int dim, int num_subspaces,
                   int num_centroids, const float *rows, int n, uint8_t *out, int isa)
 {
-    (void)isa;   /* every level uses the portable path for now */
+    if (isa >= HARNESS_ISA_AVX2) {
+        encode_avx2(packed, norms, dim, num_subspaces, num_centroids, rows, n, out);
+        return;
+    }
     encode_portable(packed, norms, dim, num_subspaces, num_centroids, rows, n, out);
 }
