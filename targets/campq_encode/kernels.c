@@ -12,6 +12,7 @@
 #include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "harness_isa.h"
 
@@ -177,11 +178,263 @@ HARNESS_TARGET_AVX2 static void encode_avx2(const float *packed, const float *no
     }
 }
 
+/* ------------------------------------------------------------ AVX2 int8 + exact re-check
+ *
+ * A first pass over all centroids in 8-bit integers, then the exact fp32
+ * distance for the few centroids the first pass cannot rule out.
+ *
+ * Centroid k of subspace s: c = b (qc + ec/b), qc in [-63, 63], b = max|c| / 63.
+ * Row slice:                x = a (qx - 64) + ex, qx in [1, 127], a = max|x| / 63.
+ * x.c = a b (S - 64 T) + xq.ec + ex.c, with S = sum qx qc (exact, int32),
+ * T = sum qc, xq = a (qx - 64). By Cauchy-Schwarz the dropped terms are at
+ * most |xq| |ec| + |ex| |c|, so with d'_k = |c|^2 - 2 a b (S - 64 T)
+ * (the row's own |x|^2 is common to all k), |d_k - |x|^2 - d'_k| <= B_k =
+ * 2 (|xq| |ec_k| + |ex| |c_k|) + a float32 margin. Every k with
+ * d'_k - B_k <= min_j (d'_j + B_j) may be the nearest; those are recomputed
+ * exactly and the smallest wins (lowest index on a tie). The codes are the
+ * exact float32 ones: only the work is approximate.
+ */
+
+#define G8 8                 /* centroids per packed group */
+
+struct i8book {              /* everything prepared from the codebook (see campq_prepare_i8) */
+    const int8_t *qpack;     /* [s][group][quad]: 32 bytes = 8 centroids x 4 columns */
+    const float *scale;      /* [s][kp] b_k */
+    const int32_t *tsum;     /* [s][kp] sum of qc */
+    const float *cnorm2;     /* [s][kp] |c|^2 (+inf for padding) */
+    const float *cnorm;      /* [s][kp] |c| */
+    const float *ecnorm;     /* [s][kp] |c - b qc| */
+    const float *codebook;   /* [K][dim] the original centroids, for the re-check */
+    int wq;                  /* columns per subspace in the packing, a multiple of 4 */
+};
+
+static long qpack_base(int s, int kp, int wq) { return (long)s * kp * wq; }
+
+void campq_prepare_i8(const float *codebook, int dim, int num_subspaces, int num_centroids,
+                      int wq, int8_t *qpack, float *scale, int32_t *tsum, float *cnorm,
+                      float *ecnorm)
+{
+    int kp = padded(num_centroids);
+    memset(qpack, 0, (size_t)num_subspaces * kp * wq);
+    for (int s = 0; s < num_subspaces; s++) {
+        int lo = s * dim / num_subspaces, hi = (s + 1) * dim / num_subspaces;
+        int8_t *base = qpack + qpack_base(s, kp, wq);
+        for (int k = 0; k < kp; k++) {
+            long o = (long)s * kp + k;
+            if (k >= num_centroids) {
+                scale[o] = 0.0f; tsum[o] = 0; cnorm[o] = 0.0f; ecnorm[o] = 0.0f;
+                continue;
+            }
+            const float *c = codebook + (long)k * dim;
+            double mx = 0.0, cn = 0.0, en = 0.0;
+            for (int j = lo; j < hi; j++) {
+                mx = fabs(c[j]) > mx ? fabs(c[j]) : mx;
+                cn += (double)c[j] * c[j];
+            }
+            double b = mx > 0.0 ? mx / 63.0 : 1.0;
+            int32_t t = 0;
+            for (int j = lo; j < hi; j++) {
+                double q = nearbyint(c[j] / b);
+                q = q > 63 ? 63 : (q < -63 ? -63 : q);
+                int jj = j - lo, g = k / G8, quad = jj / 4;
+                base[((long)g * (wq / 4) + quad) * 32 + (k % G8) * 4 + jj % 4] = (int8_t)q;
+                t += (int32_t)q;
+                double e = c[j] - b * q;
+                en += e * e;
+            }
+            scale[o] = (float)b; tsum[o] = t; cnorm[o] = (float)sqrt(cn); ecnorm[o] = (float)sqrt(en);
+        }
+    }
+}
+
+/* S[k] = sum_j qx[j] qc_k[j] for every centroid of subspace s (kp of them):
+ * vpmaddubsw (u8 x s8 -> i16 pairs, at most 2*127*63 = 16002, so two of them
+ * add without saturating), vpmaddwd against ones (-> i32 per centroid), vpaddd. */
+HARNESS_TARGET_AVX2 static void dots_i8(const uint8_t *qx, const int8_t *qpack, int kp, int wq,
+                                        int32_t *S)
+{
+    __m256i ones = _mm256_set1_epi16(1);
+    int quads = wq / 4;
+    for (int g0 = 0; g0 < kp / G8; g0 += 4) {
+        __m256i acc[4];
+        for (int g = 0; g < 4; g++)
+            acc[g] = _mm256_setzero_si256();
+        const int8_t *p = qpack + (long)g0 * quads * 32;
+        int t = 0;
+        for (; t + 2 <= quads; t += 2) {
+            __m256i xa = _mm256_set1_epi32(*(const int32_t *)(qx + 4 * t));
+            __m256i xb = _mm256_set1_epi32(*(const int32_t *)(qx + 4 * t + 4));
+            for (int g = 0; g < 4; g++) {
+                const int8_t *pg = p + ((long)g * quads + t) * 32;
+                __m256i pa = _mm256_maddubs_epi16(xa, _mm256_loadu_si256((const __m256i *)pg));
+                __m256i pb = _mm256_maddubs_epi16(xb, _mm256_loadu_si256((const __m256i *)(pg + 32)));
+                acc[g] = _mm256_add_epi32(acc[g], _mm256_madd_epi16(_mm256_add_epi16(pa, pb), ones));
+            }
+        }
+        if (t < quads) {
+            __m256i xa = _mm256_set1_epi32(*(const int32_t *)(qx + 4 * t));
+            for (int g = 0; g < 4; g++) {
+                const int8_t *pg = p + ((long)g * quads + t) * 32;
+                __m256i pa = _mm256_maddubs_epi16(xa, _mm256_loadu_si256((const __m256i *)pg));
+                acc[g] = _mm256_add_epi32(acc[g], _mm256_madd_epi16(pa, ones));
+            }
+        }
+        for (int g = 0; g < 4; g++)
+            _mm256_storeu_si256((__m256i *)(S + (g0 + g) * G8), acc[g]);
+    }
+}
+
+HARNESS_TARGET_AVX2 static float hsum(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* Exact float32 squared distance of a row slice to a centroid slice. */
+HARNESS_TARGET_AVX2 static float sqdist(const float *x, const float *c, int w)
+{
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+    int j = 0;
+    for (; j + 16 <= w; j += 16) {
+        __m256 t0 = _mm256_sub_ps(_mm256_loadu_ps(x + j), _mm256_loadu_ps(c + j));
+        __m256 t1 = _mm256_sub_ps(_mm256_loadu_ps(x + j + 8), _mm256_loadu_ps(c + j + 8));
+        a0 = _mm256_fmadd_ps(t0, t0, a0);
+        a1 = _mm256_fmadd_ps(t1, t1, a1);
+    }
+    float d = hsum(_mm256_add_ps(a0, a1));
+    for (; j < w; j++) {
+        float t = x[j] - c[j];
+        d += t * t;
+    }
+    return d;
+}
+
+/* Quantize a row slice to qx in [1, 127]; returns the step a and writes
+ * |xq| and |ex| (slightly enlarged to cover their own float32 rounding). */
+HARNESS_TARGET_AVX2 static float quantize_row(const float *x, int w, int wq, uint8_t *qx,
+                                              float *xqn, float *exn)
+{
+    __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), mx = _mm256_setzero_ps();
+    int j = 0;
+    for (; j + 8 <= w; j += 8)
+        mx = _mm256_max_ps(mx, _mm256_and_ps(_mm256_loadu_ps(x + j), absmask));
+    float m[8], top = 0.0f;
+    _mm256_storeu_ps(m, mx);
+    for (int l = 0; l < 8; l++)
+        top = m[l] > top ? m[l] : top;
+    for (int t = j; t < w; t++)
+        top = fabsf(x[t]) > top ? fabsf(x[t]) : top;
+    float a = top > 0.0f ? top / 63.0f : 1.0f;
+    __m256 va = _mm256_set1_ps(a), vinv = _mm256_set1_ps(1.0f / a);
+    __m256 lim = _mm256_set1_ps(63.0f), nlim = _mm256_set1_ps(-63.0f);
+    __m256 sx = _mm256_setzero_ps(), se = _mm256_setzero_ps();
+    __m256i off = _mm256_set1_epi32(64);
+    for (j = 0; j + 8 <= w; j += 8) {
+        __m256 v = _mm256_loadu_ps(x + j);
+        __m256 q = _mm256_round_ps(_mm256_mul_ps(v, vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        q = _mm256_max_ps(_mm256_min_ps(q, lim), nlim);
+        __m256 xq = _mm256_mul_ps(va, q), e = _mm256_sub_ps(v, xq);
+        sx = _mm256_fmadd_ps(xq, xq, sx);
+        se = _mm256_fmadd_ps(e, e, se);
+        __m256i qi = _mm256_add_epi32(_mm256_cvtps_epi32(q), off);
+        __m128i p16 = _mm_packus_epi32(_mm256_castsi256_si128(qi), _mm256_extracti128_si256(qi, 1));
+        _mm_storel_epi64((__m128i *)(qx + j), _mm_packus_epi16(p16, p16));
+    }
+    float fx = hsum(sx), fe = hsum(se);
+    for (; j < w; j++) {
+        float q = nearbyintf(x[j] / a);
+        q = q > 63.0f ? 63.0f : (q < -63.0f ? -63.0f : q);
+        qx[j] = (uint8_t)(q + 64.0f);
+        float xq = a * q, e = x[j] - xq;
+        fx += xq * xq;
+        fe += e * e;
+    }
+    for (j = w; j < wq; j++)
+        qx[j] = 0;
+    /* the sums above are float32: 1e-4 relative covers their rounding */
+    *xqn = sqrtf(fx) * 1.0001f;
+    *exn = sqrtf(fe) * 1.0001f + 1e-30f;
+    return a;
+}
+
+/* Encode one subspace of one row: quantize, integer dots, certified bound,
+ * exact re-check of the candidates. */
+HARNESS_TARGET_AVX2 static int encode_one_i8(const float *x, int lo, int w, int dim, int s,
+                                             int kp, int num_centroids,
+                                             const struct i8book *bk, uint8_t *qx,
+                                             int32_t *S, float *dp, float *bound)
+{
+    float xqn, exn;
+    float a = quantize_row(x, w, bk->wq, qx, &xqn, &exn);
+    dots_i8(qx, bk->qpack + qpack_base(s, kp, bk->wq), kp, bk->wq, S);
+    const float *scale = bk->scale + (long)s * kp, *c2 = bk->cnorm2 + (long)s * kp;
+    const float *cn = bk->cnorm + (long)s * kp, *ecn = bk->ecnorm + (long)s * kp;
+    const int32_t *ts = bk->tsum + (long)s * kp;
+    __m256 va = _mm256_set1_ps(a), two = _mm256_set1_ps(2.0f), vx = _mm256_set1_ps(xqn);
+    __m256 ve = _mm256_set1_ps(exn), eps = _mm256_set1_ps(1e-5f), tiny = _mm256_set1_ps(1e-30f);
+    __m256 up = _mm256_set1_ps(INFINITY);
+    __m256i k64 = _mm256_set1_epi32(64);
+    for (int k = 0; k < kp; k += 8) {
+        __m256i si = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)(S + k)),
+                                      _mm256_mullo_epi32(k64, _mm256_loadu_si256((const __m256i *)(ts + k))));
+        __m256 dot = _mm256_mul_ps(_mm256_mul_ps(va, _mm256_loadu_ps(scale + k)), _mm256_cvtepi32_ps(si));
+        __m256 vc2 = _mm256_loadu_ps(c2 + k), vcn = _mm256_loadu_ps(cn + k);
+        __m256 d = _mm256_fnmadd_ps(two, dot, vc2);
+        /* dropped terms, then a margin for the float32 arithmetic of d' */
+        __m256 b = _mm256_mul_ps(two, _mm256_fmadd_ps(vx, _mm256_loadu_ps(ecn + k), _mm256_mul_ps(ve, vcn)));
+        b = _mm256_add_ps(b, _mm256_fmadd_ps(eps, _mm256_fmadd_ps(two, _mm256_mul_ps(vx, vcn), vc2), tiny));
+        _mm256_storeu_ps(dp + k, d);
+        _mm256_storeu_ps(bound + k, b);
+        up = _mm256_min_ps(up, _mm256_add_ps(d, b));    /* padding: +inf, never the minimum */
+    }
+    float u[8], upper = INFINITY;
+    _mm256_storeu_ps(u, up);
+    for (int l = 0; l < 8; l++)
+        upper = u[l] < upper ? u[l] : upper;
+    int best_k = -1;
+    float best = INFINITY;
+    for (int k = 0; k < num_centroids; k++) {
+        if (dp[k] - bound[k] > upper)
+            continue;
+        float d = sqdist(x, bk->codebook + (long)k * dim + lo, w);
+        if (best_k < 0 || d < best) {      /* strict: the lowest index wins ties */
+            best = d;
+            best_k = k;
+        }
+    }
+    return best_k;
+}
+
+HARNESS_TARGET_AVX2 static void encode_i8(const struct i8book *bk, int dim, int num_subspaces,
+                                          int num_centroids, const float *rows, int n, uint8_t *out)
+{
+    int kp = padded(num_centroids);
+    uint8_t qx[4096 + 64] __attribute__((aligned(32)));
+    int32_t S[256 + KB] __attribute__((aligned(32)));
+    float dp[256 + KB], bound[256 + KB];
+    for (int s = 0; s < num_subspaces; s++) {
+        int lo = s * dim / num_subspaces, hi = (s + 1) * dim / num_subspaces;
+        for (int i = 0; i < n; i++)
+            out[(long)i * num_subspaces + s] = (uint8_t)encode_one_i8(
+                rows + (long)i * dim + lo, lo, hi - lo, dim, s, kp, num_centroids, bk, qx, S, dp,
+                bound);
+    }
+}
+
 /* ------------------------------------------------------------ dispatch */
 
 void campq_encode(const float *packed, const float *norms, int dim, int num_subspaces,
-                  int num_centroids, const float *rows, int n, uint8_t *out, int isa)
+                  int num_centroids, const float *rows, int n, uint8_t *out, int isa,
+                  const float *codebook, int wq, const int8_t *qpack, const float *scale,
+                  const int32_t *tsum, const float *cnorm, const float *ecnorm)
 {
+    if (isa >= HARNESS_ISA_AVX2 && dim / num_subspaces + 1 <= 4096) {
+        struct i8book bk = {qpack, scale, tsum, norms, cnorm, ecnorm, codebook, wq};
+        encode_i8(&bk, dim, num_subspaces, num_centroids, rows, n, out);
+        return;
+    }
     if (isa >= HARNESS_ISA_AVX2) {
         encode_avx2(packed, norms, dim, num_subspaces, num_centroids, rows, n, out);
         return;

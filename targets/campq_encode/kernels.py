@@ -11,7 +11,12 @@ CDEF = """
 void campq_prepare(const float *codebook, int dim, int num_subspaces, int num_centroids,
                    float *packed, float *norms);
 void campq_encode(const float *packed, const float *norms, int dim, int num_subspaces,
-                  int num_centroids, const float *rows, int n, uint8_t *out, int isa);
+                  int num_centroids, const float *rows, int n, uint8_t *out, int isa,
+                  const float *codebook, int wq, const int8_t *qpack, const float *scale,
+                  const int32_t *tsum, const float *cnorm, const float *ecnorm);
+void campq_prepare_i8(const float *codebook, int dim, int num_subspaces, int num_centroids,
+                      int wq, int8_t *qpack, float *scale, int32_t *tsum, float *cnorm,
+                      float *ecnorm);
 """
 ffi, lib = load_kernel_lib(__file__, CDEF)
 
@@ -36,9 +41,26 @@ class CamPqEncoder:
         self._packed = pointer(ffi, self.packed, "float32", self.packed.shape, "packed")
         self._norms = pointer(ffi, self.norms, "float32", self.norms.shape, "norms")
         lib.campq_prepare(cb, dim, num_subspaces, self.k, self._packed, self._norms)
+        # The int8 first pass: packed centroids, their scales and norms, and the
+        # float32 codebook itself for the exact re-check (see kernels.c).
+        self.codebook = codebook.copy()
+        self.wq = ((dim + num_subspaces - 1) // num_subspaces + 3) // 4 * 4
+        self.qpack = np.empty(num_subspaces * kp * self.wq, np.int8)
+        self.scale = np.empty((num_subspaces, kp), np.float32)
+        self.tsum = np.empty((num_subspaces, kp), np.int32)
+        self.cnorm = np.empty((num_subspaces, kp), np.float32)
+        self.ecnorm = np.empty((num_subspaces, kp), np.float32)
+        self._i8 = (pointer(ffi, self.codebook, "float32", (self.k, dim), "codebook"), self.wq,
+                    ffi.cast("int8_t *", ffi.from_buffer(self.qpack)),
+                    pointer(ffi, self.scale, "float32", self.scale.shape, "scale"),
+                    pointer(ffi, self.tsum, "int32", self.tsum.shape, "tsum"),
+                    pointer(ffi, self.cnorm, "float32", self.cnorm.shape, "cnorm"),
+                    pointer(ffi, self.ecnorm, "float32", self.ecnorm.shape, "ecnorm"))
+        lib.campq_prepare_i8(self._i8[0], dim, num_subspaces, self.k, self.wq, *self._i8[2:])
 
     def encode(self, rows, out):
         n = len(rows)
         x = pointer(ffi, rows, "float32", (None, self.dim), "rows")
         o = pointer(ffi, out, "uint8", (n, self.s), "out")
-        lib.campq_encode(self._packed, self._norms, self.dim, self.s, self.k, x, n, o, self.isa)
+        lib.campq_encode(self._packed, self._norms, self.dim, self.s, self.k, x, n, o, self.isa,
+                         *self._i8)
