@@ -311,51 +311,52 @@ HARNESS_TARGET_AVX2 static float sqdist(const float *x, const float *c, int w)
     return d;
 }
 
+/* Lane mask for the last, partial vector of a w-wide slice. */
+HARNESS_TARGET_AVX2 static __m256i tail_mask(int rem)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(rem), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
 /* Quantize a row slice to qx in [1, 127]; returns the step a and writes
- * |xq| and |ex| (slightly enlarged to cover their own float32 rounding). */
+ * |xq| and |ex| (slightly enlarged to cover their own float32 rounding).
+ * The last partial vector is a masked load (zeros past the slice). */
 HARNESS_TARGET_AVX2 static float quantize_row(const float *x, int w, int wq, uint8_t *qx,
                                               float *xqn, float *exn)
 {
     __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), mx = _mm256_setzero_ps();
-    int j = 0;
-    for (; j + 8 <= w; j += 8)
+    int full = w / 8 * 8;
+    __m256i tm = tail_mask(w - full);
+    for (int j = 0; j < full; j += 8)
         mx = _mm256_max_ps(mx, _mm256_and_ps(_mm256_loadu_ps(x + j), absmask));
-    float m[8], top = 0.0f;
-    _mm256_storeu_ps(m, mx);
-    for (int l = 0; l < 8; l++)
-        top = m[l] > top ? m[l] : top;
-    for (int t = j; t < w; t++)
-        top = fabsf(x[t]) > top ? fabsf(x[t]) : top;
+    mx = _mm256_max_ps(mx, _mm256_and_ps(_mm256_maskload_ps(x + full, tm), absmask));
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    float top = _mm_cvtss_f32(m4);
     float a = top > 0.0f ? top / 63.0f : 1.0f;
     __m256 va = _mm256_set1_ps(a), vinv = _mm256_set1_ps(1.0f / a);
-    __m256 lim = _mm256_set1_ps(63.0f), nlim = _mm256_set1_ps(-63.0f);
+    __m256i lim = _mm256_set1_epi32(63), nlim = _mm256_set1_epi32(-63), off = _mm256_set1_epi32(64);
     __m256 sx = _mm256_setzero_ps(), se = _mm256_setzero_ps();
-    __m256i off = _mm256_set1_epi32(64);
-    for (j = 0; j + 8 <= w; j += 8) {
-        __m256 v = _mm256_loadu_ps(x + j);
-        __m256 q = _mm256_round_ps(_mm256_mul_ps(v, vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        q = _mm256_max_ps(_mm256_min_ps(q, lim), nlim);
-        __m256 xq = _mm256_mul_ps(va, q), e = _mm256_sub_ps(v, xq);
+    for (int j = 0; j < wq; j += 8) {
+        __m256 v = j < full ? _mm256_loadu_ps(x + j)
+                            : (j == full ? _mm256_maskload_ps(x + j, tm) : _mm256_setzero_ps());
+        __m256i qi = _mm256_cvtps_epi32(_mm256_mul_ps(v, vinv));     /* round to nearest even */
+        qi = _mm256_max_epi32(_mm256_min_epi32(qi, lim), nlim);
+        __m256 xq = _mm256_mul_ps(va, _mm256_cvtepi32_ps(qi)), e = _mm256_sub_ps(v, xq);
         sx = _mm256_fmadd_ps(xq, xq, sx);
         se = _mm256_fmadd_ps(e, e, se);
-        __m256i qi = _mm256_add_epi32(_mm256_cvtps_epi32(q), off);
+        qi = _mm256_add_epi32(qi, off);
         __m128i p16 = _mm_packus_epi32(_mm256_castsi256_si128(qi), _mm256_extracti128_si256(qi, 1));
-        _mm_storel_epi64((__m128i *)(qx + j), _mm_packus_epi16(p16, p16));
+        __m128i p8 = _mm_packus_epi16(p16, p16);
+        if (j + 8 <= wq)
+            _mm_storel_epi64((__m128i *)(qx + j), p8);
+        else
+            _mm_storeu_si32(qx + j, p8);                 /* wq is a multiple of 4 */
     }
-    float fx = hsum(sx), fe = hsum(se);
-    for (; j < w; j++) {
-        float q = nearbyintf(x[j] / a);
-        q = q > 63.0f ? 63.0f : (q < -63.0f ? -63.0f : q);
-        qx[j] = (uint8_t)(q + 64.0f);
-        float xq = a * q, e = x[j] - xq;
-        fx += xq * xq;
-        fe += e * e;
-    }
-    for (j = w; j < wq; j++)
-        qx[j] = 0;
-    /* the sums above are float32: 1e-4 relative covers their rounding */
-    *xqn = sqrtf(fx) * 1.0001f;
-    *exn = sqrtf(fe) * 1.0001f + 1e-30f;
+    /* past w, q = 0 -> qx = 64 against qc = 0 in the packing: no effect on the dots;
+     * the sums are float32: 1e-4 relative covers their rounding */
+    *xqn = sqrtf(hsum(sx)) * 1.0001f;
+    *exn = sqrtf(hsum(se)) * 1.0001f + 1e-30f;
     return a;
 }
 
@@ -385,23 +386,27 @@ HARNESS_TARGET_AVX2 static int encode_one_i8(const float *x, int lo, int w, int 
         /* dropped terms, then a margin for the float32 arithmetic of d' */
         __m256 b = _mm256_mul_ps(two, _mm256_fmadd_ps(vx, _mm256_loadu_ps(ecn + k), _mm256_mul_ps(ve, vcn)));
         b = _mm256_add_ps(b, _mm256_fmadd_ps(eps, _mm256_fmadd_ps(two, _mm256_mul_ps(vx, vcn), vc2), tiny));
-        _mm256_storeu_ps(dp + k, d);
-        _mm256_storeu_ps(bound + k, b);
+        _mm256_storeu_ps(dp + k, _mm256_sub_ps(d, b));   /* the lower bound of each distance */
         up = _mm256_min_ps(up, _mm256_add_ps(d, b));    /* padding: +inf, never the minimum */
     }
-    float u[8], upper = INFINITY;
-    _mm256_storeu_ps(u, up);
-    for (int l = 0; l < 8; l++)
-        upper = u[l] < upper ? u[l] : upper;
+    __m128 u4 = _mm_min_ps(_mm256_castps256_ps128(up), _mm256_extractf128_ps(up, 1));
+    u4 = _mm_min_ps(u4, _mm_movehl_ps(u4, u4));
+    u4 = _mm_min_ss(u4, _mm_movehdup_ps(u4));
+    __m256 vup = _mm256_set1_ps(_mm_cvtss_f32(u4));
     int best_k = -1;
     float best = INFINITY;
-    for (int k = 0; k < num_centroids; k++) {
-        if (dp[k] - bound[k] > upper)
-            continue;
-        float d = sqdist(x, bk->codebook + (long)k * dim + lo, w);
-        if (best_k < 0 || d < best) {      /* strict: the lowest index wins ties */
-            best = d;
-            best_k = k;
+    for (int k = 0; k < num_centroids; k += 8) {
+        int mask = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(dp + k), vup, _CMP_LE_OQ));
+        while (mask) {                     /* candidates in increasing index order */
+            int kk = k + __builtin_ctz(mask);
+            mask &= mask - 1;
+            if (kk >= num_centroids)
+                break;
+            float d = sqdist(x, bk->codebook + (long)kk * dim + lo, w);
+            if (best_k < 0 || d < best) {  /* strict: the lowest index wins ties */
+                best = d;
+                best_k = kk;
+            }
         }
     }
     return best_k;
