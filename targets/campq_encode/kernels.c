@@ -247,41 +247,38 @@ void campq_prepare_i8(const float *codebook, int dim, int num_subspaces, int num
     }
 }
 
-/* S[k] = sum_j qx[j] qc_k[j] for every centroid of subspace s (kp of them):
+/* S[k] = sum_j qx[j] qc_k[j] for the 32 centroids of groups g0..g0+3:
  * vpmaddubsw (u8 x s8 -> i16 pairs, at most 2*127*63 = 16002, so two of them
  * add without saturating), vpmaddwd against ones (-> i32 per centroid), vpaddd. */
-HARNESS_TARGET_AVX2 static void dots_i8(const uint8_t *qx, const int8_t *qpack, int kp, int wq,
-                                        int32_t *S)
+HARNESS_TARGET_AVX2 static void dots_i8(const uint8_t *qx, const int8_t *qpack, int g0,
+                                        int quads, int32_t *S)
 {
     __m256i ones = _mm256_set1_epi16(1);
-    int quads = wq / 4;
-    for (int g0 = 0; g0 < kp / G8; g0 += 4) {
-        __m256i acc[4];
-        for (int g = 0; g < 4; g++)
-            acc[g] = _mm256_setzero_si256();
-        const int8_t *p = qpack + (long)g0 * quads * 32;
-        int t = 0;
-        for (; t + 2 <= quads; t += 2) {
-            __m256i xa = _mm256_set1_epi32(*(const int32_t *)(qx + 4 * t));
-            __m256i xb = _mm256_set1_epi32(*(const int32_t *)(qx + 4 * t + 4));
-            for (int g = 0; g < 4; g++) {
-                const int8_t *pg = p + ((long)g * quads + t) * 32;
-                __m256i pa = _mm256_maddubs_epi16(xa, _mm256_loadu_si256((const __m256i *)pg));
-                __m256i pb = _mm256_maddubs_epi16(xb, _mm256_loadu_si256((const __m256i *)(pg + 32)));
-                acc[g] = _mm256_add_epi32(acc[g], _mm256_madd_epi16(_mm256_add_epi16(pa, pb), ones));
-            }
+    __m256i acc[4];
+    for (int g = 0; g < 4; g++)
+        acc[g] = _mm256_setzero_si256();
+    const int8_t *p = qpack + (long)g0 * quads * 32;
+    int t = 0;
+    for (; t + 2 <= quads; t += 2) {
+        __m256i xa = _mm256_set1_epi32(*(const int32_t *)(qx + 4 * t));
+        __m256i xb = _mm256_set1_epi32(*(const int32_t *)(qx + 4 * t + 4));
+        for (int g = 0; g < 4; g++) {
+            const int8_t *pg = p + ((long)g * quads + t) * 32;
+            __m256i pa = _mm256_maddubs_epi16(xa, _mm256_loadu_si256((const __m256i *)pg));
+            __m256i pb = _mm256_maddubs_epi16(xb, _mm256_loadu_si256((const __m256i *)(pg + 32)));
+            acc[g] = _mm256_add_epi32(acc[g], _mm256_madd_epi16(_mm256_add_epi16(pa, pb), ones));
         }
-        if (t < quads) {
-            __m256i xa = _mm256_set1_epi32(*(const int32_t *)(qx + 4 * t));
-            for (int g = 0; g < 4; g++) {
-                const int8_t *pg = p + ((long)g * quads + t) * 32;
-                __m256i pa = _mm256_maddubs_epi16(xa, _mm256_loadu_si256((const __m256i *)pg));
-                acc[g] = _mm256_add_epi32(acc[g], _mm256_madd_epi16(pa, ones));
-            }
-        }
-        for (int g = 0; g < 4; g++)
-            _mm256_storeu_si256((__m256i *)(S + (g0 + g) * G8), acc[g]);
     }
+    if (t < quads) {
+        __m256i xa = _mm256_set1_epi32(*(const int32_t *)(qx + 4 * t));
+        for (int g = 0; g < 4; g++) {
+            const int8_t *pg = p + ((long)g * quads + t) * 32;
+            __m256i pa = _mm256_maddubs_epi16(xa, _mm256_loadu_si256((const __m256i *)pg));
+            acc[g] = _mm256_add_epi32(acc[g], _mm256_madd_epi16(pa, ones));
+        }
+    }
+    for (int g = 0; g < 4; g++)
+        _mm256_storeu_si256((__m256i *)(S + (g0 + g) * G8), acc[g]);
 }
 
 HARNESS_TARGET_AVX2 static float hsum(__m256 v)
@@ -360,16 +357,12 @@ HARNESS_TARGET_AVX2 static float quantize_row(const float *x, int w, int wq, uin
     return a;
 }
 
-/* Encode one subspace of one row: quantize, integer dots, certified bound,
- * exact re-check of the candidates. */
-HARNESS_TARGET_AVX2 static int encode_one_i8(const float *x, int lo, int w, int dim, int s,
-                                             int kp, int num_centroids,
-                                             const struct i8book *bk, uint8_t *qx,
-                                             int32_t *S, float *dp, float *bound)
+/* The code of one row's subspace from its integer dots: the certified bound,
+ * then the exact re-check of the candidates. */
+HARNESS_TARGET_AVX2 static int select_i8(const float *x, int lo, int w, int dim, int s, int kp,
+                                         int num_centroids, const struct i8book *bk, float a,
+                                         float xqn, float exn, const int32_t *S, float *dp)
 {
-    float xqn, exn;
-    float a = quantize_row(x, w, bk->wq, qx, &xqn, &exn);
-    dots_i8(qx, bk->qpack + qpack_base(s, kp, bk->wq), kp, bk->wq, S);
     const float *scale = bk->scale + (long)s * kp, *c2 = bk->cnorm2 + (long)s * kp;
     const float *cn = bk->cnorm + (long)s * kp, *ecn = bk->ecnorm + (long)s * kp;
     const int32_t *ts = bk->tsum + (long)s * kp;
@@ -412,19 +405,31 @@ HARNESS_TARGET_AVX2 static int encode_one_i8(const float *x, int lo, int w, int 
     return best_k;
 }
 
+/* Rows in blocks of RB: the block's quantized rows and one 32-centroid slice
+ * of the packing (5.5 KB at dim 1026) stay in L1 while every row of the block
+ * uses it, instead of streaming the whole packing from L2 once per row. */
 HARNESS_TARGET_AVX2 static void encode_i8(const struct i8book *bk, int dim, int num_subspaces,
                                           int num_centroids, const float *rows, int n, uint8_t *out)
 {
-    int kp = padded(num_centroids);
-    uint8_t qx[4096 + 64] __attribute__((aligned(32)));
-    int32_t S[256 + KB] __attribute__((aligned(32)));
-    float dp[256 + KB], bound[256 + KB];
+    int kp = padded(num_centroids), quads = bk->wq / 4;
+    uint8_t qx[RB][4096 + 64] __attribute__((aligned(32)));
+    int32_t S[RB][256 + KB] __attribute__((aligned(32)));
+    float dp[256 + KB], a[RB], xqn[RB], exn[RB];
     for (int s = 0; s < num_subspaces; s++) {
-        int lo = s * dim / num_subspaces, hi = (s + 1) * dim / num_subspaces;
-        for (int i = 0; i < n; i++)
-            out[(long)i * num_subspaces + s] = (uint8_t)encode_one_i8(
-                rows + (long)i * dim + lo, lo, hi - lo, dim, s, kp, num_centroids, bk, qx, S, dp,
-                bound);
+        int lo = s * dim / num_subspaces, hi = (s + 1) * dim / num_subspaces, w = hi - lo;
+        const int8_t *qp = bk->qpack + qpack_base(s, kp, bk->wq);
+        for (int i0 = 0; i0 < n; i0 += RB) {
+            int rn = n - i0 < RB ? n - i0 : RB;
+            for (int r = 0; r < rn; r++)
+                a[r] = quantize_row(rows + (long)(i0 + r) * dim + lo, w, bk->wq, qx[r], &xqn[r], &exn[r]);
+            for (int g0 = 0; g0 < kp / G8; g0 += 4)
+                for (int r = 0; r < rn; r++)
+                    dots_i8(qx[r], qp, g0, quads, S[r]);
+            for (int r = 0; r < rn; r++)
+                out[(long)(i0 + r) * num_subspaces + s] = (uint8_t)select_i8(
+                    rows + (long)(i0 + r) * dim + lo, lo, w, dim, s, kp, num_centroids, bk, a[r],
+                    xqn[r], exn[r], S[r], dp);
+        }
     }
 }
 
