@@ -405,9 +405,11 @@ HARNESS_TARGET_AVX2 static int select_i8(const float *x, int lo, int w, int dim,
     return best_k;
 }
 
-/* Rows in blocks of RB: the block's quantized rows and one 32-centroid slice
- * of the packing (5.5 KB at dim 1026) stay in L1 while every row of the block
- * uses it, instead of streaming the whole packing from L2 once per row. */
+/* Rows in blocks of RB, subspaces inside: the block's rows stay in L2 for all
+ * six subspaces (and the exact re-check), so the input is read from memory
+ * once; within a subspace, the block's quantized rows and one 32-centroid
+ * slice of the packing (5.5 KB at dim 1026) stay in L1 while every row of
+ * the block uses it. */
 HARNESS_TARGET_AVX2 static void encode_i8(const struct i8book *bk, int dim, int num_subspaces,
                                           int num_centroids, const float *rows, int n, uint8_t *out)
 {
@@ -415,11 +417,11 @@ HARNESS_TARGET_AVX2 static void encode_i8(const struct i8book *bk, int dim, int 
     uint8_t qx[RB][4096 + 64] __attribute__((aligned(32)));
     int32_t S[RB][256 + KB] __attribute__((aligned(32)));
     float dp[256 + KB], a[RB], xqn[RB], exn[RB];
-    for (int s = 0; s < num_subspaces; s++) {
-        int lo = s * dim / num_subspaces, hi = (s + 1) * dim / num_subspaces, w = hi - lo;
-        const int8_t *qp = bk->qpack + qpack_base(s, kp, bk->wq);
-        for (int i0 = 0; i0 < n; i0 += RB) {
-            int rn = n - i0 < RB ? n - i0 : RB;
+    for (int i0 = 0; i0 < n; i0 += RB) {
+        int rn = n - i0 < RB ? n - i0 : RB;
+        for (int s = 0; s < num_subspaces; s++) {
+            int lo = s * dim / num_subspaces, hi = (s + 1) * dim / num_subspaces, w = hi - lo;
+            const int8_t *qp = bk->qpack + qpack_base(s, kp, bk->wq);
             for (int r = 0; r < rn; r++)
                 a[r] = quantize_row(rows + (long)(i0 + r) * dim + lo, w, bk->wq, qx[r], &xqn[r], &exn[r]);
             for (int g0 = 0; g0 < kp / G8; g0 += 4)
