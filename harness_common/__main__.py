@@ -2,7 +2,9 @@
 
 Usage:
     python -m harness_common report [TARGET]     # ledger table + results/<target>/progress.png
+                                                 # (machine changes and reanchors marked in both)
     python -m harness_common compare TARGET      # ours vs FAISS vs scalar vs roofline, one run
+    python -m harness_common calibrate TARGET    # this machine's false-keep / detection rates
 """
 import argparse
 import sys
@@ -20,9 +22,12 @@ def main(argv=None):
   python -m harness_common report pq_l2          # one target; writes results/pq_l2/progress.png
   python -m harness_common report pq_l2 --results-dir /tmp/scratch
   python -m harness_common compare pq_l2         # needs pip install -e '.[compare]'
-  python -m harness_common compare campq_encode --kernel best --rounds 30""")
+  python -m harness_common compare campq_encode --kernel best --rounds 30
+  python -m harness_common calibrate pq_l2 --trials 20          # A/A and known-win error rates
+  python -m harness_common calibrate campq_encode --trials 5 --load""")
     sub = parser.add_subparsers(dest="command", required=True)
-    rep = sub.add_parser("report", help="print the ledger table and draw the progress picture")
+    rep = sub.add_parser("report", help="print the ledger table and draw the progress picture, "
+                                        "marking machine changes and reanchors")
     rep.add_argument("target", nargs="?", help="target name (default: every target with a ledger)")
     rep.add_argument("--results-dir", help="the target's ledger folder, as given to run_experiment "
                                            "(default: results/<target>)")
@@ -32,9 +37,23 @@ def main(argv=None):
                       help="targets/<t>/kernels.py (current) or results/<t>/best (best)")
     cmp_.add_argument("--rounds", type=int, default=20, help="timed rounds per combo (default 20)")
     cmp_.add_argument("--seed", type=int, default=1, help="input seed (default 1)")
+    cal = sub.add_parser("calibrate", help="measure this machine's false-keep, false-tamper and "
+                                           "detection rates with real trials in a scratch ledger")
+    cal.add_argument("target", help="pq_l2 or campq_encode")
+    cal.add_argument("--trials", type=int, default=20, help="A/A trials, and as many known-win "
+                                                           "trials (default 20)")
+    cal.add_argument("--load", action="store_true", help="keep every CPU busy with competing "
+                                                         "processes meanwhile")
+    cal.add_argument("--win", type=float, default=0.03, help="the known win: the best is made this "
+                                                             "much slower (default 0.03)")
     args = parser.parse_args(argv)
     if args.command == "report":
         return report.report(args.target, args.results_dir)
+    if args.command == "calibrate":
+        if args.trials < 1 or not 0 < args.win < 1:
+            parser.error("--trials must be >= 1 and --win between 0 and 1")
+        from . import calibrate
+        return calibrate.calibrate(args.target, args.trials, args.load, args.win)
     from . import compare            # imports the target's modules; only when asked
     return compare.compare(args.target, args.kernel, args.rounds, args.seed)
 

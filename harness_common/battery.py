@@ -1,54 +1,48 @@
-"""The correctness battery: every case run twice, under two output fills.
+"""The correctness battery: every case run twice, under two output fills, in a
+worker of its own.
 
 An output slot the kernel never writes keeps the fill, and the two fills
 are chosen so that at least one of them is wrong (NaN, out-of-range ids,
 or a code that differs between the runs); inputs are compared byte for byte
-after every call.
+after every call, in shared memory, by the supervisor. The battery has its
+own process so the timing workers start with identical histories: no
+kernel's timing inherits the heap the battery left behind.
 """
 import numpy as np
 
+from .calls import Placed
 from .integrity import IntegrityError
-from .timing import fill_value
 
 
-def _prep(kernel, case_id, call, which):
-    args, arrays = {}, {}
-    for key, val in call.args.items():
-        if isinstance(val, np.ndarray):
-            args[key] = {"array": key}
-            arrays[key] = val
-        else:
-            args[key] = {"value": val}
-    outputs = {k: [dtype, list(shape), fill_value(dtype, which)]
-               for k, (dtype, shape) in call.outputs.items()}
-    return {"cmd": "prep", "kernel": kernel.name, "combo": case_id, "method": call.method,
-            "args": args, "outputs": outputs}, arrays
-
-
-def run(cases, kernel, timeout, progress=print):
+def run(cases, host, timeout, progress=print):
     """Failure messages of the first failing case (empty: all pass)."""
-    worker = kernel.worker
+    worker = host.worker
+    rng = np.random.default_rng()
     for ci, case in enumerate(cases):
         worker.phase = f"correctness case {case.name}"
         scalars = {k: v for k, v in case.init.items() if not isinstance(v, np.ndarray)}
         arrays = {k: v for k, v in case.init.items() if isinstance(v, np.ndarray)}
-        worker.request({"cmd": "construct", "kernel": kernel.name, "combo": f"case{ci}",
+        worker.request({"cmd": "construct", "kernel": host.label, "combo": f"case{ci}",
                         "init": scalars}, arrays, timeout=timeout)
         for which in (0, 1):
             outs = []
             for call in case.calls:
-                head, arrays = _prep(kernel, f"case{ci}", call, which)
-                res = worker.call(head, arrays, verify=True, timeout=timeout)
-                if res.inputs_modified:
-                    raise IntegrityError(f"the kernel wrote to its input(s) "
-                                         f"{', '.join(res.inputs_modified)} in {call.method} "
-                                         f"(correctness case {case.name})")
-                if res.oracle:
-                    raise IntegrityError(f"{res.oracle}, in {call.method} (correctness case {case.name})")
-                if res.threads > 1:
-                    raise IntegrityError(f"the kernel left {res.threads - 1} extra thread(s) "
-                                         f"running after {call.method} ({case.name})")
-                outs.append(res.outputs)
+                placed = Placed(worker.arena, [call], which, rng)
+                worker.request({"cmd": "prep", "kernel": host.label, "combo": f"case{ci}",
+                                "calls": placed.specs}, timeout=timeout)
+                worker.window(timeout)
+                where = f"{call.method} (correctness case {case.name})"
+                modified = placed.modified_inputs()[0]
+                if modified:
+                    raise IntegrityError(f"the kernel wrote to its input(s) {', '.join(modified)} "
+                                         f"in {where}")
+                if worker.threads() > 1:
+                    raise IntegrityError(f"the kernel left {worker.threads() - 1} extra thread(s) "
+                                         f"running after {where}")
+                outs.append(placed.results()[0])
+            reply, _, _ = worker.request({"cmd": "status"}, timeout=timeout)
+            if reply.get("oracle"):
+                raise IntegrityError(f"{reply['oracle']} (correctness case {case.name})")
             msgs = case.check(outs)
             if msgs:
                 fill = "" if which == 0 else " (under the second output fill)"

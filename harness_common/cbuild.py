@@ -28,6 +28,8 @@ import cffi
 import numpy as np
 
 INCLUDE_DIR = Path(__file__).resolve().parent / "include"
+ISA_LEVELS = ("scalar", "avx2", "avx512", "amx")       # = isa.LEVELS, the -DHARNESS_ISA_MAX values
+TOOL_TIMEOUT = 600                                       # seconds one compiler step may take
 
 # Harness-owned flags: the kernel chooses ISAs per function with the
 # HARNESS_TARGET_* attributes, never through the command line.
@@ -36,31 +38,30 @@ KERNEL_FLAGS = ("-O3", "-std=gnu11", "-fPIC", "-Wall", "-Wno-unused-function",
 # The scalar yardstick must stay scalar, or "speedup vs scalar" means nothing.
 SCALAR_FLAGS = KERNEL_FLAGS + ("-fno-tree-vectorize", "-fno-tree-slp-vectorize")
 
-_OFFLINE = False         # set in the worker: load prebuilt modules only
-_CACHE_DIR = None        # set by the supervisor and the worker; else derived
+_CACHE_DIR = None        # set by the supervisor; else derived
+_PREBUILT = None         # in a worker: {kernels.py path: (open .so fd, module name)}
 
 
 class BuildError(RuntimeError):
-    """The kernel did not compile, or its prebuilt module is missing."""
+    """The kernel did not compile, or the toolchain is missing or too slow."""
 
 
-def configure(cache_dir=None, offline=None, compiler_id=None):
-    """Point builds at a cache directory; offline=True forbids compiling.
+def use_prebuilt(modules):
+    """In a worker: load_kernel_lib serves the modules the trial built, opened
+    before the worker lost access to files; nothing is compiled or looked up."""
+    global _PREBUILT
+    _PREBUILT = dict(modules)
 
-    The worker cannot run the compiler (no processes), so it is handed the
-    supervisor's compiler id to compute identical module names.
-    """
-    global _CACHE_DIR, _OFFLINE, _COMPILER_ID
+
+def configure(cache_dir=None):
+    """Point in-process builds (tests, benchmarks, compare) at a cache directory."""
+    global _CACHE_DIR
     if cache_dir is not None:
         _CACHE_DIR = Path(cache_dir)
-    if offline is not None:
-        _OFFLINE = offline
-    if compiler_id is not None:
-        _COMPILER_ID = compiler_id
 
 
 def cache_dir():
-    """Where compiled modules live: configured, $HARNESS_CACHE_DIR, or the workspace's."""
+    """Where in-process builds are cached: configured, $HARNESS_CACHE_DIR, or the workspace's."""
     if _CACHE_DIR is not None:
         return _CACHE_DIR
     env = os.environ.get("HARNESS_CACHE_DIR")
@@ -88,6 +89,12 @@ def compiler_id():
     return _COMPILER_ID
 
 
+def flags_for(vectorize, isa_level):
+    """Compiler flags for a build capped at `isa_level` (code above it is compiled out)."""
+    base = KERNEL_FLAGS if vectorize else SCALAR_FLAGS
+    return base + (f"-DHARNESS_ISA_MAX={ISA_LEVELS.index(isa_level)}",)
+
+
 def module_name(source, cdef, flags):
     """The content hash that names a build: any input change gives a new name."""
     h = hashlib.sha256()
@@ -110,8 +117,18 @@ def _symbols_path(so_path):
 
 
 def _run(cmd, c_path, build):
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TOOL_TIMEOUT)
+    except FileNotFoundError:
+        raise BuildError(f"building {c_path.name} needs `{cmd[0]}`, which is not installed "
+                         f"(install gcc and binutils, e.g. apt-get install build-essential)")
+    except subprocess.TimeoutExpired:
+        raise BuildError(f"`{cmd[0]}` took more than {TOOL_TIMEOUT} s on {c_path.name}; "
+                         f"simplify the kernel (huge unrolled loops or tables slow the compiler)")
     if proc.returncode != 0:
+        if cmd[0] == "nm":
+            raise BuildError(f"cannot list the library calls of {c_path.name}: nm failed: "
+                             f"{proc.stderr.strip()}")
         # Show the compiler's own lines, with the copied path mapped back.
         text = (proc.stderr + proc.stdout).replace(str(build / c_path.name), str(c_path))
         text = text.replace(str(build) + os.sep, "")
@@ -122,7 +139,7 @@ def _run(cmd, c_path, build):
 def _compile(c_path, source, cdef, flags, name, out_path):
     """Compile the kernel alone (so its own library calls can be listed), then
     cffi's wrapper from the CDEF declarations, and link the two."""
-    build = Path(tempfile.mkdtemp(prefix="build-", dir=cache_dir()))
+    build = Path(tempfile.mkdtemp(prefix="build-", dir=out_path.parent))
     try:
         (build / c_path.name).write_bytes(source)
         ffi = cffi.FFI()
@@ -145,7 +162,7 @@ def _compile(c_path, source, cdef, flags, name, out_path):
         _run([cc, "-shared", str(build / "wrapper.o"), str(build / "kernel.o"), "-o", str(tmp_out)],
              c_path, build)
         _symbols_path(out_path).write_text(
-            "\n".join(sorted({line.split()[0] for line in symbols.splitlines() if line.strip()})))
+            "\n".join(sorted({line.split()[0] for line in symbols.splitlines() if line.strip()})) + "\n")
         os.replace(tmp_out, out_path)   # atomic: a reader sees no half-written module
     finally:
         shutil.rmtree(build, ignore_errors=True)
@@ -153,25 +170,33 @@ def _compile(c_path, source, cdef, flags, name, out_path):
 
 def kernel_symbols(so_path):
     """The library symbols the kernel's own code (not cffi's wrapper) refers to."""
-    path = _symbols_path(so_path)
-    return set(path.read_text().split()) if path.exists() else None
+    try:
+        return set(_symbols_path(so_path).read_text().split())
+    except OSError as exc:
+        raise BuildError(f"the symbol list of {Path(so_path).name} cannot be read "
+                         f"({exc.strerror}); the kernel cannot be checked, so it is not run")
 
 
-def build(c_path, cdef, vectorize=True):
-    """Compile `c_path` with `cdef` unless an identical build is cached; returns the .so path."""
+def build(c_path, cdef, vectorize=True, isa_level="amx", out_dir=None):
+    """Compile `c_path` with `cdef`; returns the .so path.
+
+    With `out_dir` (a trial) the module is always compiled afresh there: nothing
+    a trial times comes from a cache the agent could have written. Without it
+    (tests, benchmarks, compare) an identical cached build is reused."""
     c_path = Path(c_path).resolve()
     try:
         source = c_path.read_bytes()
     except OSError as exc:
         raise BuildError(f"cannot read {c_path}: {exc.strerror}")
-    flags = KERNEL_FLAGS if vectorize else SCALAR_FLAGS
+    flags = flags_for(vectorize, isa_level)
     name = module_name(source, cdef, flags)
-    out = _so_path(name)
-    if out.exists() and (_OFFLINE or _symbols_path(out).exists()):
+    if out_dir is not None:
+        out = Path(out_dir) / (name + (sysconfig.get_config_var("EXT_SUFFIX") or ".so"))
+        _compile(c_path, source, cdef, flags, name, out)
         return out
-    if _OFFLINE:
-        raise BuildError(f"{c_path.name} with this CDEF was not prebuilt; kernels.py must pass "
-                         f"its module-level CDEF string literal unchanged to load_kernel_lib")
+    out = _so_path(name)
+    if out.exists() and _symbols_path(out).exists():
+        return out
     cache_dir().mkdir(parents=True, exist_ok=True)
     _compile(c_path, source, cdef, flags, name, out)
     return out
@@ -193,9 +218,9 @@ def read_cdef(py_path):
                      f"(the harness builds the C file with it before any kernel code runs)")
 
 
-def load_module(so_path):
+def load_module(so_path, name=None):
     """Import a built extension from its path (once per process)."""
-    name = Path(so_path).name.split(".")[0]
+    name = name or Path(so_path).name.split(".")[0]
     if name in sys.modules:
         return sys.modules[name]
     loader = importlib.machinery.ExtensionFileLoader(name, str(so_path))
@@ -208,7 +233,16 @@ def load_module(so_path):
 
 def load_kernel_lib(py_file, cdef, vectorize=True):
     """(ffi, lib) for the C file beside `py_file` (kernels.py -> kernels.c)."""
-    module = load_module(build(Path(py_file).with_suffix(".c"), cdef, vectorize))
+    if _PREBUILT is not None:
+        if str(py_file) not in _PREBUILT:
+            raise BuildError(f"{py_file} was not built by this trial; kernels.py must call "
+                             f"load_kernel_lib(__file__, CDEF)")
+        fd, name = _PREBUILT[str(py_file)]
+        module = load_module(f"/proc/self/fd/{fd}", name)
+    else:
+        level = os.environ.get("HARNESS_ISA") or "amx"
+        level = level if level in ISA_LEVELS else "amx"
+        module = load_module(build(Path(py_file).with_suffix(".c"), cdef, vectorize, level))
     return module.ffi, module.lib
 
 

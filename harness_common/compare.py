@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from . import isa, peaks, stats
-from .plan import Derived
+from .timing import scalar_version
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 
@@ -31,25 +31,13 @@ def _load(path, name):
     return module
 
 
-def _call(kernel, combo, args, limit=None):
-    """Run one call of our (or the scalar) kernel; returns (ns, outputs)."""
-    if limit is not None:
-        args = {k: (v[:limit] if k in combo.batched else v) for k, v in args.items()}
-    outputs = {}
-    for key, (dtype, shape) in combo.outputs.items():
-        outputs[key] = np.empty((limit or shape[0], *shape[1:]), dtype)
-    fn = getattr(kernel, combo.method)
+def _call(kernel, call):
+    """Run one call of our (or the scalar) kernel on fresh outputs; returns (ns, outputs)."""
+    outputs = {key: np.empty(shape, dtype) for key, (dtype, shape) in call.outputs.items()}
+    fn = getattr(kernel, call.method)
     t = time.perf_counter_ns()
-    fn(**args, **outputs)
+    fn(**call.args, **outputs)
     return time.perf_counter_ns() - t, outputs
-
-
-def _args(combo, w, fresh):
-    args = dict(combo.workloads[w])
-    for key, val in fresh.items():
-        args[key] = val.materialize(combo.workloads[w]) if isinstance(val, Derived) else val
-    args.update(combo.fixed)
-    return {k: (np.ascontiguousarray(v) if isinstance(v, np.ndarray) else v) for k, v in args.items()}
 
 
 def compare(target, kernel="current", rounds=20, seed=1, out=print):
@@ -69,7 +57,9 @@ def compare(target, kernel="current", rounds=20, seed=1, out=print):
     scalar_mod = _load(ROOT / "targets" / target / "baseline.py", f"compare_{target}_baseline")
     peak = peaks.fma_lanes_per_ns(level)
     unit = spec.UNIT
-    out(f"{target}: ours ({folder.relative_to(ROOT)}/kernels.py, isa {level}) vs FAISS "
+    native = "native" if level == isa.machine_level() or isa.LEVELS.index(level) <= isa.LEVELS.index(
+        isa.machine_level()) else "emulated"
+    out(f"{target}: ours ({folder.relative_to(ROOT)}/kernels.py, isa {level}, {native}) vs FAISS "
         f"{faiss.__version__} (1 thread) vs scalar baseline.c; {rounds} rounds per combo on cpu "
         f"{cpus[-1]}; fp32 FMA peak {peak:.1f} lanes/ns")
     head = (f"{'combo':<24}{'ours ns':>11}{'faiss ns':>11}{'scalar ns':>12}{'roofline':>10}"
@@ -77,7 +67,7 @@ def compare(target, kernel="current", rounds=20, seed=1, out=print):
     out(head)
     out("-" * len(head))
     rng = np.random.default_rng(seed)
-    speedups, fractions = [], []
+    speedups, fractions, by_mode = [], [], {}
     for combo in spec.combos(seed):
         cls = getattr(ours_mod, spec.KERNEL_CLASS)
         ours = cls(**combo.init, isa=level)
@@ -87,19 +77,18 @@ def compare(target, kernel="current", rounds=20, seed=1, out=print):
         gc.disable()
         try:
             for r in range(rounds + 1):
-                w = r % len(combo.workloads)
-                fresh = combo.fresh(rng, w)
-                args = _args(combo, w, fresh)
+                call = combo.call(rng)
+                run_faiss = theirs(call)                   # loading FAISS's index is not timed
                 pair = {}
                 for who in (("ours", "faiss") if r % 2 == 0 else ("faiss", "ours")):
                     if who == "ours":
-                        pair[who], outputs = _call(ours, combo, args)
+                        pair[who], outputs = _call(ours, call)
                     else:
                         t = time.perf_counter_ns()
-                        outputs = theirs(args, w)
+                        outputs = run_faiss()
                         pair[who] = time.perf_counter_ns() - t
                     if r < 2:                          # both must be right, not just fast
-                        msgs = combo.check(fresh, w, outputs, rng, {})
+                        msgs = combo.check(call, outputs, rng, {})
                         if msgs:
                             out(f"{combo.name}: {who} output is wrong: {msgs[0]}")
                             return 2
@@ -108,20 +97,25 @@ def compare(target, kernel="current", rounds=20, seed=1, out=print):
                 t_ours.append(pair["ours"])
                 t_faiss.append(pair["faiss"])
                 if r % 5 == 1:
-                    t_scalar.append(_call(scalar, combo, args, combo.scalar_units)[0] / combo.scalar_units)
+                    t_scalar.append(_call(scalar, scalar_version(combo, call))[0] / combo.scalar_units)
         finally:
             gc.enable()
         ours_ns = float(np.median(t_ours)) / combo.units
         faiss_ns = float(np.median(t_faiss)) / combo.units
         scalar_ns = float(np.median(t_scalar))
-        roof = spec.roofline_ns(combo, peak)
-        speedup, lo, hi = stats.median_ci(np.array(t_faiss) / np.array(t_ours), rng)
+        roof = spec.roofline_ns(combo, call, peak)
+        speedup, lo, hi = stats.median_ci([np.array(t_faiss) / np.array(t_ours)], rng)
         speedups.append(speedup)
+        by_mode.setdefault(combo.mode, []).append(speedup)
         fractions.append(roof / ours_ns)
         out(f"{combo.name:<24}{ours_ns:>11.0f}{faiss_ns:>11.0f}{scalar_ns:>12.0f}{roof:>10.0f}"
             f"{speedup:>9.2f}x{f'[{lo:.2f}, {hi:.2f}]':>17}{scalar_ns / ours_ns:>10.1f}x"
             f"{100 * roof / ours_ns:>12.0f}%")
     out("-" * len(head))
+    for mode, values in by_mode.items():
+        if mode:
+            out(f"{mode}: speedup vs FAISS geomean {stats.geomean(values):.2f}x, worst combo "
+                f"{min(values):.2f}x")
     out(f"speedup vs FAISS: geomean {stats.geomean(speedups):.2f}x, worst combo {min(speedups):.2f}x; "
         f"roofline reached: geomean {100 * stats.geomean(fractions):.0f}% (ns per {unit})")
     return 0

@@ -1,8 +1,10 @@
 """Rules a trial enforces before any kernel code runs.
 
-1. Immutable files equal the commit in the ledger's baseline row.
-2. kernels.c uses only allowed headers and no forbidden construct (inline
-   asm, load-time constructors, Python's C API, /proc paths, ...), and its
+1. Immutable files equal the commit of the ledger's anchor: its last
+   baseline or reanchor row (ledger.Ledger.anchor, resolve_commit).
+2. kernels.c uses only allowed headers (as the preprocessor resolves them,
+   not only as written) and no forbidden construct (inline asm, load-time
+   constructors, Python's C API, /proc paths, ...), and its
    built module calls no library function outside an allowlist: threads,
    processes, clocks, files and dynamic loading all need such a call.
 3. kernels.py imports only allowed modules and does not reach for the
@@ -15,10 +17,9 @@ import re
 import subprocess
 from pathlib import Path
 
-HARNESS_PATHS = ("harness_common", "tests", "pyproject.toml", "HARNESS.md", ".ci/run",
+HARNESS_PATHS = ("harness_common", "tests", "pyproject.toml", "HARNESS.md", ".ci",
                  "targets/__init__.py")
-TARGET_FILES = ("__init__.py", "target.toml", "reference.py", "inputs.py", "baseline.c",
-                "baseline.py", "run_experiment.py", "test_bench.py")
+AGENT_FILES = ("kernels.py", "kernels.c")   # the only files of a target the agent may edit
 
 
 class IntegrityError(RuntimeError):
@@ -28,8 +29,10 @@ class IntegrityError(RuntimeError):
 # ------------------------------------------------------------ immutable files
 
 def immutable_paths(target_dir, root):
+    """Git pathspecs of every immutable file: the harness, and the whole target
+    folder but its kernel (so a new file there is covered without a list)."""
     rel = Path(target_dir).resolve().relative_to(Path(root).resolve())
-    return list(HARNESS_PATHS) + [str(rel / f) for f in TARGET_FILES]
+    return list(HARNESS_PATHS) + [str(rel)] + [f":(exclude){rel / f}" for f in AGENT_FILES]
 
 
 def _git(root, *args):
@@ -37,6 +40,23 @@ def _git(root, *args):
     if proc.returncode != 0:
         raise IntegrityError(f"git {' '.join(args[:2])} failed in {root}: {proc.stderr.strip()}")
     return proc.stdout
+
+
+def resolve_commit(root, short):
+    """The full hash of a ledger row's commit ('8c419a86b578' or '8c419a86b578+dirty').
+
+    Only a hex abbreviation is passed to git, so a doctored ledger cannot
+    smuggle an option or a ref name into the command."""
+    commit = str(short or "").split("+")[0].strip()
+    if not re.fullmatch(r"[0-9a-fA-F]{4,64}", commit):
+        raise IntegrityError(f"the ledger's anchor commit {short!r} is not a commit hash; the "
+                             f"ledger is damaged (move results.tsv aside and start a new one)")
+    try:
+        return _git(root, "rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}").strip()
+    except IntegrityError:
+        raise IntegrityError(f"the ledger's anchor commit {commit} is not in {root}; immutable "
+                             f"files cannot be verified (fetch that commit, or start a new "
+                             f"ledger: move results.tsv aside)") from None
 
 
 def head_commit(root):
@@ -177,6 +197,72 @@ def scan_c(path):
     for lineno, s in strings:
         if _STRING_RULE.search(s):
             found.append(f"{path.name}:{lineno}: paths under /proc, /dev or /sys are not allowed ({s})")
+    return found
+
+
+class PreprocessorError(RuntimeError):
+    """The compiler could not be run, so the include check has no answer."""
+
+
+def _system_include_dirs(cc):
+    """The compiler's own <...> search directories, as `cc -E -v` lists them."""
+    try:
+        proc = subprocess.run([cc, "-E", "-v", "-x", "c", "/dev/null", "-o", "/dev/null"],
+                              capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise PreprocessorError(f"cannot run {cc} to check kernel includes: {exc}")
+    dirs, listing = [], False
+    for line in proc.stderr.splitlines():
+        if line.startswith("#include ") and line.endswith("search starts here:"):
+            listing = True
+        elif line.startswith("End of search list"):
+            listing = False
+        elif listing and line.startswith(" "):
+            dirs.append(line.strip())
+    if proc.returncode != 0 or not dirs:
+        raise PreprocessorError(f"{cc} -E -v did not list its include directories "
+                                f"(exit status {proc.returncode}); kernel includes unchecked")
+    return dirs
+
+
+def check_includes(c_path, include_dirs, allowed=ALLOWED_INCLUDES, flags=(), cc="gcc"):
+    """Headers the preprocessor actually includes from the kernel file, checked.
+
+    scan_c reads #include lines as text; a macro (#include HDR) or a path
+    ("/tmp/x/stdint.h") gets past it, so this asks the compiler (-H) which
+    files the kernel itself included. Each must have an allowed name and sit
+    directly in a system include directory or one of `include_dirs`. `flags`
+    should be the build's own (its -D values decide which #if branches, and
+    so which includes, exist). Raises PreprocessorError if cc cannot run.
+    """
+    c_path = Path(c_path).resolve()
+    trusted = {Path(d).resolve() for d in [*_system_include_dirs(cc), *include_dirs]}
+    cmd = [cc, "-E", "-H", *flags, *[f"-I{Path(d).resolve()}" for d in include_dirs],
+           str(c_path), "-o", "/dev/null"]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise PreprocessorError(f"cannot run {cc} to check kernel includes: {exc}")
+    found = []
+    for line in proc.stderr.splitlines():
+        # "<dots> <path>": one dot per level; depth 1 is the kernel's own #include.
+        m = re.match(r"^(\.+) (.+)$", line)
+        if not m or len(m.group(1)) != 1:
+            continue
+        shown = m.group(2)
+        name, real = Path(shown).name, Path(c_path.parent, shown).resolve()
+        if name not in allowed:
+            found.append(f"{c_path.name}: includes <{name}> ({shown}), which is not allowed "
+                         f"(allowed: {', '.join(sorted(allowed))})")
+        elif real.parent not in trusted:
+            found.append(f"{c_path.name}: includes <{name}> from {shown}, which is not the "
+                         f"system or harness header of that name (headers must come from: "
+                         f"{', '.join(sorted(map(str, trusted)))})")
+    if proc.returncode != 0:
+        # Some includes may never have been reached: the check cannot pass.
+        errors = [l for l in proc.stderr.splitlines() if "error" in l] or [f"exit {proc.returncode}"]
+        found.append(f"{c_path.name}: does not preprocess, so its includes cannot be "
+                     f"checked: {errors[0].replace(str(c_path), c_path.name)}")
     return found
 
 

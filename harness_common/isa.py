@@ -41,6 +41,19 @@ def cpu_flags(cpuinfo="/proc/cpuinfo"):
     return set()
 
 
+def cpu_model(cpuinfo="/proc/cpuinfo"):
+    """The first CPU's model name, spaces collapsed (e.g. 'AMD EPYC 7B13'); '' if unknown.
+    The ledger records it per row, so a report can show where the machine changed."""
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return " ".join(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return ""
+
+
 def machine_level(flags=None):
     """The highest level whose features this CPU has."""
     flags = cpu_flags() if flags is None else flags

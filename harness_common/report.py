@@ -8,8 +8,11 @@ The picture (results/<target>/progress.png): trials on x, geomean ns per
 unit on a log y axis, kept trials highlighted, the running best as a step
 line, each kept step labelled with its description. The y values are
 chained through each trial's in-run ratio (see `chained`), because absolute
-timings drift with the machine between trials.
+timings drift with the machine between trials. Where the machine changed
+(the row's `cpu`) or the ledger was reanchored, the table prints a `---`
+line and the picture a dashed vertical line.
 """
+import math
 from pathlib import Path
 
 from . import config, integrity, ledger
@@ -18,10 +21,26 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _num(text):
+    """A ledger figure as a finite float, or None when empty or not a number."""
     try:
-        return float(text)
+        value = float(text)
     except (TypeError, ValueError):
         return None
+    return value if math.isfinite(value) else None
+
+
+def _pos(text):
+    """A figure that can sit on the log axis (finite and > 0), or None."""
+    value = _num(text)
+    return value if value is not None and value > 0 else None
+
+
+def _fmt(text, spec):
+    """A figure formatted as a number; text that is not one is shown as written."""
+    value = _num(text)
+    if value is None:
+        return text or "-"
+    return format(value, spec)
 
 
 def _unit(name):
@@ -33,37 +52,60 @@ def _unit(name):
 
 
 def audit(rows, name):
-    """Whether the immutable files still equal the ledger's baseline commit.
+    """Whether the immutable files still equal the ledger's anchor commit.
 
     A trial checks this before it runs; the report checks it again for the
     reviewer, straight from git, so a harness edited to skip its own check
-    still shows up here (and in `git diff <baseline> -- harness_common`)."""
-    base = next((r for r in rows if r["status"] == "baseline"), None)
-    if base is None:
+    still shows up here (and in `git diff <anchor> -- harness_common`). The
+    anchor is the last baseline or reanchor row (ledger.Ledger.anchor)."""
+    anchor = ledger.Ledger.anchor(rows)
+    if anchor is None:
         return "immutable files: no baseline row yet"
-    commit = base["commit"].split("+")[0]
+    commit, kind = anchor["commit"].split("+")[0], anchor["status"]
     try:
-        full = integrity._git(ROOT, "rev-parse", commit).strip()
+        full = integrity.resolve_commit(ROOT, commit)
         changed = integrity.changed_since(ROOT, full, integrity.immutable_paths(
             ROOT / "targets" / name, ROOT))
     except integrity.IntegrityError as exc:
         return f"immutable files: cannot verify ({exc})"
     if changed:
         more = f" (+{len(changed) - 8} more)" if len(changed) > 8 else ""
-        return (f"immutable files: CHANGED since the baseline commit {commit}: "
+        return (f"immutable files: CHANGED since the {kind} commit {commit}: "
                 f"{', '.join(changed[:8])}{more}; trials after the change do not count")
-    return f"immutable files: unchanged since the baseline commit {commit}"
+    return f"immutable files: unchanged since the {kind} commit {commit}"
+
+
+def events(rows):
+    """[(trial number, kind, text)] where the machine changed or the ledger was reanchored.
+
+    A machine change is a row whose cpu differs from the last row that
+    recorded one; rows without a cpu (v1 rows) neither start nor end one."""
+    out, cpu = [], ""
+    for i, r in enumerate(rows, 1):
+        now = r.get("cpu", "")
+        if now and cpu and now != cpu:
+            out.append((i, "machine", f"machine changed: {cpu} -> {now}"))
+        cpu = now or cpu
+        if r["status"] == "reanchor":
+            reason = r.get("anchor", "") or "no reason recorded"
+            out.append((i, "reanchor", f"reanchored at {r['commit']}: {reason}"))
+    return out
 
 
 def table(rows):
-    """The trial table as text lines."""
+    """The trial table as text lines, with a `---` line before each event (see `events`)."""
     head = f"{'#':>3}  {'status':<10} {'geomean_ns':>12} {'ratio':>7} {'ci95':>17}  {'isa':<7} description"
     lines = [head, "-" * len(head)]
+    marks = {}
+    for i, _, text in events(rows):
+        marks.setdefault(i, []).append(text)
     for i, r in enumerate(rows, 1):
-        ci = f"[{r['ratio_ci_low']}, {r['ratio_ci_high']}]" if r["ratio_ci_low"] else ""
+        lines += [f"--- {text}" for text in marks.get(i, [])]
+        ci = (f"[{_fmt(r['ratio_ci_low'], '.4f')}, {_fmt(r['ratio_ci_high'], '.4f')}]"
+              if r["ratio_ci_low"] else "")
         mark = "*" if r["status"] in ledger.KEPT else " "
-        lines.append(f"{i:>3}{mark} {r['status']:<10} {r['geomean_ns'] or '-':>12} "
-                     f"{r['ratio_vs_best'] or '-':>7} {ci:>17}  {r['isa']:<7} {r['description']}")
+        lines.append(f"{i:>3}{mark} {r['status']:<10} {_fmt(r['geomean_ns'], '.1f'):>12} "
+                     f"{_fmt(r['ratio_vs_best'], '.4f'):>7} {ci:>17}  {r['isa']:<7} {r['description']}")
     return lines
 
 
@@ -75,14 +117,20 @@ def chained(rows):
     ratio against the best kernel of the moment, so the picture uses them:
     the baseline sits at its own geomean; every later timed trial at the
     running best times its ratio; a kept trial moves the running best there.
+    A reanchor re-measures the best kernel itself, so it sits at the running
+    best and moves nothing (its absolute time is the new harness's scale).
     """
     out, best = [], None
     for i, r in enumerate(rows, 1):
-        if r["status"] == "baseline" and _num(r["geomean_ns"]):
-            best = _num(r["geomean_ns"])
+        geomean, ratio = _pos(r["geomean_ns"]), _pos(r["ratio_vs_best"])
+        if r["status"] == "baseline" and geomean:
+            best = geomean
             out.append((i, best, r))
-        elif best is not None and _num(r["ratio_vs_best"]):
-            value = best * _num(r["ratio_vs_best"])
+        elif r["status"] == "reanchor" and (best or geomean):
+            best = best or geomean
+            out.append((i, best, r))
+        elif best is not None and ratio:
+            value = best * ratio
             out.append((i, value, r))
             if r["status"] == "keep":
                 best = value
@@ -101,14 +149,16 @@ def picture(rows, unit, path, title):
     if not pts:
         return "no baseline trial yet; nothing to draw"
     fig, ax = plt.subplots(figsize=(11, 5.5))
-    others = [(i, g) for i, g, r in pts if r["status"] not in ledger.KEPT]
+    others = [(i, g) for i, g, r in pts if r["status"] not in ledger.ANCHORS + ledger.KEPT]
     kept = [(i, g, r) for i, g, r in pts if r["status"] in ledger.KEPT]
     if others:
         ax.scatter(*zip(*others), s=18, color="#bbbbbb", label="not kept", zorder=2)
-    xs, ys = [i for i, _, _ in kept], [g for _, g, _ in kept]
-    ax.scatter(xs, ys, s=46, color="#d62728", label="kept", zorder=3)
-    ax.step(xs + [len(rows)], ys + [ys[-1]], where="post", color="#d62728", lw=1.3,
-            label="running best")
+    _draw_events(ax, rows, pts)
+    if kept:
+        xs, ys = [i for i, _, _ in kept], [g for _, g, _ in kept]
+        ax.scatter(xs, ys, s=46, color="#d62728", label="kept", zorder=3)
+        ax.step(xs + [len(rows)], ys + [ys[-1]], where="post", color="#d62728", lw=1.3,
+                label="running best")
     for i, g, r in kept:
         ax.annotate((r["description"] or r["status"])[:40], (i, g), textcoords="offset points",
                     xytext=(4, 6), fontsize=7, rotation=18)
@@ -117,11 +167,37 @@ def picture(rows, unit, path, title):
     ax.set_ylabel(f"geomean ns per {unit} (log), chained\nthrough each trial's in-run ratio")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.25)
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="lower left", fontsize=8)   # progress runs high-left to low-right
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return None
+
+
+_EVENT_STYLE = {"machine": ("#1f77b4", "machine changed"), "reanchor": ("#9467bd", "reanchored")}
+
+
+def _label(kind, row, width=48):
+    """The short text along an event's line: the new machine, or the reanchor's reason."""
+    text = f"on {row.get('cpu', '')}" if kind == "machine" else \
+        f"reanchor: {row.get('anchor', '') or row['commit']}"
+    return text if len(text) <= width else text[:width - 1] + "\u2026"
+
+
+def _draw_events(ax, rows, pts):
+    """A dashed vertical line at each event's trial, labelled along it from the top."""
+    labelled = set()
+    for i, kind, _ in events(rows):
+        color, legend = _EVENT_STYLE[kind]
+        ax.axvline(i, color=color, ls="--", lw=1, zorder=1,
+                   label=None if kind in labelled else legend)
+        labelled.add(kind)
+        # x in data, y in axes fraction: the label stays at the top whatever the log scale.
+        ax.text(i, 0.98, _label(kind, rows[i - 1]), transform=ax.get_xaxis_transform(),
+                rotation=90, va="top", ha="right", fontsize=7, color=color)
+    anchors = [(i, g) for i, g, r in pts if r["status"] == "reanchor"]
+    if anchors:
+        ax.scatter(*zip(*anchors), s=40, marker="D", color=_EVENT_STYLE["reanchor"][0], zorder=3)
 
 
 def report(target=None, results_dir=None, out=print):
@@ -154,10 +230,9 @@ def report(target=None, results_dir=None, out=print):
         out(f"{name}: {len(rows)} trials, {len(kept)} kept (* = kept)")
         for line in table(rows):
             out("  " + line)
-        pts = chained(rows)
-        if pts:
-            first = pts[0][1]
-            last = [g for _, g, r in pts if r["status"] in ledger.KEPT][-1]
+        kept_pts = [(g, r) for _, g, r in chained(rows) if r["status"] in ledger.KEPT]
+        if kept_pts:
+            first, last = kept_pts[0][0], kept_pts[-1][0]
             out(f"  best: {last:.1f} ns per {unit} chained from the baseline's {first:.1f} through "
                 f"the kept ratios: {first / last:.2f}x faster")
         out("  " + audit(rows, name))

@@ -2,15 +2,17 @@
 
 Agents grep it (`grep '^status:'`), so the keys and their order never
 change; a figure the trial did not reach prints as `n/a`. `combo:` lines
-repeat, one per speed combo.
+repeat, one per speed combo; `mode:` lines, one per mode of a target that
+times several (pq_l2: queries per call).
 """
 
 
 def keys(unit):
-    return ("status", "reason", "correctness", f"geomean_ns_per_{unit}", "ratio_vs_best",
+    return ("status", "reason", "correctness", f"geomean_ns_per_{unit}", "mode", "ratio_vs_best",
             "ratio_ci95", f"worst_ns_per_{unit}", f"best_ns_per_{unit}", "combo",
             "speedup_vs_scalar", "peak_rss_mb", "constructor_ms", "build_seconds",
-            "inputs_seconds", "total_seconds", "isa", "amx_permission", "seed", "kernel_sha256", "warning", "ledger")
+            "inputs_seconds", "total_seconds", "isa", "sandbox", "cpu", "amx_permission", "seed",
+            "kernel_sha256", "warning", "ledger")
 
 
 class ResultBlock:
@@ -18,6 +20,7 @@ class ResultBlock:
         self.unit = unit
         self.values = {}
         self.combos = []
+        self.modes = []             # per-mode headline lines, where a target has modes
 
     def set(self, key, value):
         if key not in keys(self.unit):
@@ -29,8 +32,9 @@ class ResultBlock:
         width = max(len(k) for k in order) + 2
         out = ["---"]
         for key in order:
-            if key == "combo":
-                out += [f"{'combo:':<{width}}{line}" for line in self.combos]
+            if key in ("combo", "mode"):
+                lines = self.combos if key == "combo" else self.modes
+                out += [f"{key + ':':<{width}}{line}" for line in lines]
                 continue
             value = self.values.get(key)
             if value is None and key in ("reason", "warning"):
@@ -46,4 +50,4 @@ def combo_line(res, unit):
                  f" ci95=[{res.ci_low:.4f},{res.ci_high:.4f}]")
     if res.scalar_ns_per_unit is not None:
         text += f" speedup_vs_scalar={res.scalar_ns_per_unit / res.ns_per_unit:.2f}"
-    return text + f" rounds={res.rounds} spread={100 * res.spread:.1f}%"
+    return text + f" rounds={res.rounds} cv={100 * res.cv:.1f}%"

@@ -1,11 +1,14 @@
 """Confinement of the worker process that runs kernel code.
 
 Spawn side (supervisor): a scrubbed environment and resource limits.
-Worker side: a seccomp filter that kills the process on any attempt to start
-a thread or process, change clocks, limits or priorities, arm timers or
-signal handlers, signal another process, sleep, or create, open for writing,
-rename or remove a file; and an import blocker that keeps the target's oracle
-modules (reference, inputs) out of kernel code's reach.
+Worker side, in `confine()`, before any kernel code exists in the process:
+an unprivileged user of the worker's own with no capabilities, not dumpable
+(so no other process can read its memory, and it can read no one's), an
+import blocker that keeps the target's oracle modules (reference, inputs)
+out of kernel code's reach, and a seccomp filter that kills the process on
+any attempt to start a thread or process, reach another process (memory,
+scheduling, signals), change clocks, limits or priorities, arm timers or
+signal handlers, sleep, or create, open for writing, rename or remove a file.
 """
 import ctypes
 import importlib.abc
@@ -57,7 +60,12 @@ FORBIDDEN_SYSCALLS = {
     "alarm": 37, "setitimer": 38, "timer_create": 222, "rt_sigaction": 13,
     "setrlimit": 160, "sched_setaffinity": 203, "setpriority": 141,
     "sched_setscheduler": 144, "sched_setparam": 142, "personality": 135,
-    "socket": 41, "userfaultfd": 323, "io_uring_setup": 425, "perf_event_open": 298,
+    "sched_setattr": 314, "ioprio_set": 251, "kcmp": 312, "pidfd_open": 434,
+    "pidfd_getfd": 438, "pidfd_send_signal": 424, "process_madvise": 440,
+    "migrate_pages": 256, "move_pages": 279,
+    "shmget": 29, "shmat": 30, "msgget": 68, "semget": 64,       # no channel between workers
+    "socket": 41, "userfaultfd": 323, "io_uring_setup": 425, "io_uring_enter": 426,
+    "io_uring_register": 427, "perf_event_open": 298,
     "bpf": 321, "mount": 165, "umount2": 166, "pivot_root": 155, "chroot": 161,
     "unshare": 272, "setns": 308, "reboot": 169, "kexec_load": 246,
     "kexec_file_load": 320, "init_module": 175, "finit_module": 313,
@@ -110,6 +118,65 @@ def _filter_program(pid):
              _jeq(0, 1, 0), _stmt(ret, _RET_KILL)]
     prog.append(_stmt(ret, _RET_ALLOW))
     return prog
+
+
+def _drop_privileges(uid):
+    """Become `uid` (when started as root) with no capabilities; returns problems."""
+    problems = []
+    if os.geteuid() == 0 and uid is not None:
+        try:
+            os.setgroups([])
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+        except OSError as exc:
+            problems.append(f"cannot drop root for uid {uid}: {exc.strerror}")
+    if os.geteuid() == 0:
+        problems.append("the worker still runs as root")
+    caps = _status_field("CapEff")
+    if caps is None or int(caps, 16) != 0:
+        problems.append(f"the worker keeps capabilities (CapEff {caps})")
+    if ctypes.CDLL(None).prctl(4, 0, 0, 0, 0) != 0 or ctypes.CDLL(None).prctl(3, 0, 0, 0, 0) != 0:
+        problems.append("cannot make the worker non-dumpable")     # PR_SET/GET_DUMPABLE
+    return problems
+
+
+def _status_field(name):
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(name + ":"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+_BLOCKER = None
+
+
+def confine(uid, blocked, project_root):
+    """The whole confinement, in order; returns what could not be put in place."""
+    global _BLOCKER
+    if sys.platform != "linux":
+        return [f"no process confinement on {sys.platform}"]
+    problems = _drop_privileges(uid)
+    _BLOCKER = block_imports(blocked, project_root)
+    reason = install_seccomp()
+    if reason:
+        problems.append(reason)
+    return problems
+
+
+def blocker():
+    """The import blocker `confine` installed (None before)."""
+    return _BLOCKER
+
+
+def make_supervisor_private():
+    """Not dumpable: no process without CAP_SYS_PTRACE can read the supervisor's
+    memory (the seed, the expected outputs, which outputs get re-checked)."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)                  # PR_SET_DUMPABLE, 0
 
 
 class _SockFprog(ctypes.Structure):

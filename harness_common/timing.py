@@ -1,33 +1,38 @@
 """Timing: the candidate against the best kept kernel, in the same run, on one CPU.
 
-Both kernels run in their own worker process, both pinned to the same CPU
-and driven in lockstep by the supervisor, so only one runs at a time and a
-candidate can neither see nor slow down the best. Every round times each
-kernel on the same two fresh inputs, in ABBA order on even rounds and BAAB
-on odd ones (A = candidate, B = best): drift within a round cancels in the
-round's ratio sum(A)/sum(B), and neither kernel owns the first or the warm
-position. Outputs are re-checked after a combo's rounds, so the checking
-work never sits between timed calls.
+A trial times in blocks. Each block starts a fresh pair of workers, one per
+kernel, with the same history (hosts.py), so whatever a process's layout
+luck gives one kernel (heap offsets, page colouring) is new in every block:
+variance that the interval sees, not a bias it hides. Within a block every
+combo runs rounds in ABBA order on even rounds and BAAB on odd ones
+(A = candidate, B = best), both kernels on the same two fresh samples, so
+drift within a round cancels in its ratio sum(A)/sum(B).
 
-Every timed call gets new content (the combo's `fresh`), new buffers and
-outputs pre-filled with one of two fills; its outputs are re-checked. The
-worker's reported times are audited against the OS: the CPU time the kernel
-accounts to the worker across each call, and the supervisor's wall clock.
+A sample is one or more calls, each on fresh content at fresh addresses; its
+figure is the worker's CPU time across the window, read by the supervisor
+from the OS while the worker is stopped (process.py). The other worker is
+stopped meanwhile, so nothing of the candidate's can run in the best's
+window. Short calls are batched into samples of about SAMPLE_NS so the
+window's fixed cost stays small. Outputs of every timed call are re-checked
+after the combo's rounds; which ones are checked in full, and how many rounds
+run, come from a secret source, not from the trial seed.
 """
+import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from . import stats
+from . import hosts, stats
+from .calls import Call, Placed
+from .cpuaudit import CpuAudit
 from .integrity import IntegrityError
-from .plan import Derived
 
-# Two fills per dtype: an output slot the kernel never writes keeps a value
-# that is wrong under at least one of them.
-_FILLS = {"f": ("nan", -3.0e38), "u": (-1, -2), "i": (-1, 1 << 30)}
-SMALL_INPUT_BYTES = 4 << 20      # inputs this small are verified after every call
-VERIFY_FRACTION = 0.25           # larger ones after a random quarter of calls
+SAMPLE_NS = 1_000_000        # short calls are batched up to about this much work per sample
+MAX_CALLS_PER_SAMPLE = 64
+MAX_SAMPLE_BYTES = 16 << 20  # batching stops here (one call may be larger)
+VERIFY_BYTES = 4 << 20       # calls with inputs this small are verified after every call
+VERIFY_FRACTION = 0.25       # larger ones after a secret quarter of calls
 
 
 class CheckFailure(RuntimeError):
@@ -38,287 +43,196 @@ class CheckFailure(RuntimeError):
         self.label, self.messages = label, messages
 
 
-def fill_value(dtype, which):
-    kind = np.dtype(dtype).kind
-    value = _FILLS[kind][which]
-    if kind == "u":
-        value = int(np.iinfo(dtype).max) + 1 + value
-    return value
-
-
-@dataclass
-class Kernel:
-    """A kernel hosted in a worker: `label` is candidate, best or scalar."""
-    label: str
-    worker: object
-    name: str
-
-
-def _trimmed_mean(values, keep=0.8):
-    """Mean of the smallest `keep` share: one interrupt storm or page-fault burst in
-    a single call must not read as hidden work, while work hidden on most calls does."""
-    v = np.sort(np.asarray(values, dtype=float))
-    return float(v[:max(1, int(np.ceil(keep * len(v))))].mean())
-
-
-@dataclass
-class ClockAudit:
-    """The candidate's reported call times against the OS's CPU accounting and
-    the supervisor's wall clock. Each call's unreported CPU (protocol cost,
-    output sending, cache misses after the call) is compared, combo by combo,
-    with the best kernel's on the same combo, which went through the identical
-    path, or with the protocol cost measured before any kernel loaded. The
-    comparison uses trimmed means, not sums: a host hiccup in one call is noise,
-    work hidden from the timer shows in most calls. A CPU shared with other work
-    (preemption) lowers CPU against wall time for both kernels alike, so the
-    idle check compares shares too."""
-    overhead_ns: float = 20_000.0     # honest per-call protocol cost, from null calls
-    calls: int = 0
-    reported: int = 0
-    cpu: int = 0
-    hidden: list = field(default_factory=list)   # (where, ns per call beyond honest)
-    expected_cpu: float = 0.0         # the candidate's reported time at the best's CPU share
-    ahead: list = field(default_factory=list)
-    parallel: list = field(default_factory=list)
-
-    def add_combo(self, name, cand, best):
-        """cand, best: this combo's CallResults of the candidate and of the best (may be empty)."""
-        for res in cand:
-            self.calls += 1
-            self.reported += res.t_ns
-            if res.t_ns > res.wall_ns + 50_000:
-                self.ahead.append(f"{name} (candidate)")
-            if res.cpu_ns is not None and res.cpu_ns > res.wall_ns * 1.05 + 200_000:
-                self.parallel.append(f"{name} (candidate)")
-        cand = [r for r in cand if r.cpu_ns is not None]
-        best = [r for r in best if r.cpu_ns is not None]
-        if not cand:
-            return
-        self.cpu += sum(r.cpu_ns for r in cand)
-        share = 1.0
-        if best:
-            share = min(1.0, sum(r.cpu_ns for r in best) / max(1, sum(r.t_ns for r in best)))
-        self.expected_cpu += share * sum(r.t_ns for r in cand)
-        excess = _trimmed_mean([r.cpu_ns - r.t_ns for r in cand])
-        honest = self.overhead_ns
-        if best:
-            honest = max(honest, _trimmed_mean([r.cpu_ns - r.t_ns for r in best]))
-        # Tolerance: protocol jitter, plus a few percent of the call for cache and
-        # TLB refills the reported window cannot include (they differ by kernel).
-        typical_cpu = float(np.median([r.cpu_ns for r in cand]))
-        allowed = 2 * honest + 50_000 + 0.03 * typical_cpu
-        if not best:
-            # Null calls send no outputs and touch no data, so they understate an
-            # honest call's overhead (measured: about 4x); widen for that.
-            allowed = 4 * honest + 100_000 + 0.05 * typical_cpu
-        if excess > allowed:
-            self.hidden.append((name, excess - honest, float(np.median([r.t_ns for r in cand]))))
-
-    def problems(self):
-        out = []
-        if self.ahead:
-            out.append(f"the worker reported calls longer than the supervisor's wall clock "
-                       f"({len(self.ahead)} calls, first in {self.ahead[0]}): its clock was tampered with")
-        if self.parallel:
-            out.append(f"the worker used more CPU time than wall time ({len(self.parallel)} calls, "
-                       f"first in {self.parallel[0]}): work ran on more than one CPU")
-        if self.hidden:
-            name, extra, t = max(self.hidden, key=lambda h: h[1] / max(h[2], 1.0))
-            out.append(f"reported kernel time is below the OS's CPU accounting for the worker "
-                       f"beyond honest overheads in {len(self.hidden)} combo(s): in {name} each "
-                       f"call used {extra / 1e3:.0f} us of CPU more than the best kernel's calls "
-                       f"did (or the null calls, with no best kernel), against {t / 1e3:.0f} us reported: the timer was patched or work "
-                       f"escaped it")
-        if self.cpu and self.cpu < 0.5 * self.expected_cpu:
-            out.append(f"the worker used {self.cpu / 1e6:.1f} ms of CPU in timed calls it reported "
-                       f"as {self.reported / 1e6:.1f} ms: it idled through the timer while the work "
-                       f"ran elsewhere")
-        return out
-
-
-def calibrate(worker, samples=30, timeout=30.0):
-    """Honest protocol cost inside the CPU window, from null calls made before
-    any kernel code is loaded (so no kernel can inflate it)."""
-    costs = []
-    for _ in range(samples):
-        res = worker.call({"cmd": "prep", "null": True, "args": {}, "outputs": {}}, timeout=timeout)
-        if res.cpu_ns is not None:
-            costs.append(res.cpu_ns - res.t_ns)
-    return float(np.median(costs)) if costs else 20_000.0
-
-
-# ------------------------------------------------------------ one call
-
-def _prep(combo_id, combo, kernel, fresh, w, which, limit=None):
-    args, arrays = {}, {}
-    for key in combo.workloads[w]:
-        args[key] = {"base": f"w{w}.{key}"}
-    for key, val in fresh.items():
-        if isinstance(val, Derived):
-            args[key] = {"base": f"w{w}.{val.base}", "perm": key + ".perm", "signs": key + ".signs"}
-            arrays[key + ".perm"], arrays[key + ".signs"] = val.perm, val.signs
-        else:
-            args[key] = {"array": key}
-            arrays[key] = val
-    for key, val in combo.fixed.items():
-        args[key] = {"value": val}
-    if limit is not None:
-        for key in combo.batched:
-            args[key]["limit"] = limit
-    outputs = {}
-    for key, (dtype, shape) in combo.outputs.items():
-        shape = [limit if limit is not None else shape[0], *shape[1:]]
-        outputs[key] = [dtype, shape, fill_value(dtype, which)]
-    head = {"cmd": "prep", "kernel": kernel.name, "combo": combo_id, "method": combo.method,
-            "args": args, "outputs": outputs}
-    return head, arrays
-
-
-def _input_bytes(combo, fresh):
-    """Bytes of one call's inputs (a Derived argument is as large as its base)."""
-    total = sum(a.nbytes for a in combo.workloads[0].values())
-    return total + sum(v.nbytes for v in fresh.values() if not isinstance(v, Derived))
-
-
-# ------------------------------------------------------------ a combo
-
 @dataclass
 class ComboRun:
     result: stats.ComboResult
-    ctor_ns: int                  # the candidate's constructor
-    ratios: np.ndarray | None     # per-round candidate/best ratios
+    ctor_ns: int                  # the candidate's slowest constructor (CPU time)
+    ratios: list | None           # per block, the per-round candidate/best ratios
+
+
+def scalar_version(combo, call):
+    """The call cut to `combo.scalar_units` units, for the slow scalar yardstick."""
+    n = combo.scalar_units
+    args = {k: (v[:n] if k in combo.batched else v) for k, v in call.args.items()}
+    outs = {k: (d, (n, *s[1:])) for k, (d, s) in call.outputs.items()}
+    return Call(call.method, args, outs)
+
+
+def calls_per_sample(call_ns, call_bytes):
+    """How many calls one sample holds: about SAMPLE_NS of work, within the byte bound."""
+    by_time = SAMPLE_NS // max(int(call_ns), 1)
+    return int(max(1, min(by_time, MAX_CALLS_PER_SAMPLE, MAX_SAMPLE_BYTES // max(call_bytes, 1))))
+
+
+def sample_bytes_bound(call_bytes):
+    """The most arena one sample of such calls can need."""
+    return call_bytes * calls_per_sample(1, call_bytes)
+
+
+def _views(calls):
+    return sum(sum(isinstance(v, np.ndarray) for v in c.args.values()) + len(c.outputs)
+               for c in calls)
 
 
 class Timer:
     """Runs the speed combos of a trial; see the module docstring."""
 
-    def __init__(self, candidate, best, scalar, rng, budget_s, min_rounds, max_rounds,
-                 timeout, overheads, progress=print):
-        self.cand, self.best, self.scalar = candidate, best, scalar
-        self.kernels = [k for k in (candidate, best, scalar) if k is not None]
-        self.workers = list(dict.fromkeys(k.worker for k in self.kernels))
-        self.rng, self.timeout, self.progress = rng, timeout, progress
+    def __init__(self, factory, combos, have_best, have_scalar, budget_s, min_rounds,
+                 max_rounds, blocks, seed, timeout, progress=print, best_scale=1.0):
+        self.factory, self.combos = factory, combos
+        self.labels = ["candidate"] + (["best"] if have_best else [])
+        self.have_scalar = have_scalar
         self.budget_s, self.min_rounds, self.max_rounds = budget_s, min_rounds, max_rounds
-        # Only the candidate can cheat; the best kernel and the scalar baseline are trusted.
-        self.audit = ClockAudit(overhead_ns=overheads.get(candidate.worker, 20_000.0))
-        self.calls = []              # this combo's (kernel label, CallResult, where)
-        self.started = None
+        self.blocks, self.timeout, self.progress = blocks, timeout, progress
+        self.content = np.random.default_rng([seed, 7])           # replayable inputs
+        self.secret = np.random.default_rng(secrets.randbits(128))  # checks, layout, rounds
+        self.audit = CpuAudit()
+        self.peaks = {}
+        self.sandbox, self.amx = "on", "not requested"
+        self.best_scale = best_scale    # != 1 only in `calibrate`: a known slowdown of the best
 
-    def _timed(self, combo_id, combo, kernel, fresh, w, which, verify_rng, limit=None):
-        head, arrays = _prep(combo_id, combo, kernel, fresh, w, which, limit)
-        small = _input_bytes(combo, fresh) <= SMALL_INPUT_BYTES
-        verify = small or verify_rng.random() < VERIFY_FRACTION
-        kernel.worker.phase = f"timing {combo.name} ({kernel.label})"
-        res = kernel.worker.call(head, arrays, verify=verify, timeout=self.timeout)
-        where = f"{combo.name} ({kernel.label})"
-        self.calls.append((kernel.label, res, where))
-        if res.inputs_modified:
-            raise IntegrityError(f"the {kernel.label} kernel wrote to its input(s) "
-                                 f"{', '.join(res.inputs_modified)} during a timed call in {where}")
-        if res.threads > 1:
-            raise IntegrityError(f"the {kernel.label} kernel left {res.threads - 1} extra thread(s) "
-                                 f"running after a call in {where}")
-        if res.oracle:
-            raise IntegrityError(f"{res.oracle}, during a timed call in {where}")
-        return res
+    # ------------------------------------------------------------ one sample
 
-    def _setup(self, combo_id, combo):
-        arrays = {f"w{w}.{k}": a for w, wl in enumerate(combo.workloads) for k, a in wl.items()}
-        for worker in self.workers:
-            worker.request({"cmd": "workload", "combo": combo_id}, arrays,
-                           timeout=self.timeout, phase=f"setup {combo.name}")
-        ctor = {}
-        for kernel in self.kernels:
-            worker = kernel.worker
-            scalars = {k: v for k, v in combo.init.items() if not isinstance(v, np.ndarray)}
-            arrays = {k: v for k, v in combo.init.items() if isinstance(v, np.ndarray)}
-            reply, _ = worker.request({"cmd": "construct", "kernel": kernel.name, "combo": combo_id,
-                                       "init": scalars}, arrays, timeout=self.timeout,
-                                      phase=f"constructing {combo.name} ({kernel.label})")
-            ctor[kernel.label] = reply["ctor_ns"]
-        return ctor
+    def _sample(self, host, ci, combo, calls, which):
+        """Time one sample on `host`; returns (cpu ns, outputs per call)."""
+        w = host.worker
+        w.phase = f"timing {combo.name} ({host.label})"
+        placed = Placed(w.arena, calls, which, self.secret)
+        _, _, prep = w.request({"cmd": "prep", "kernel": host.label, "combo": ci,
+                                "calls": placed.specs}, timeout=self.timeout)
+        self.audit.prep(combo.name, host, _views(calls), prep)
+        span = w.window(self.timeout)
+        self.audit.window(combo.name, host, span, w.threads())
+        small = sum(c.nbytes() for c in calls) <= VERIFY_BYTES * len(calls)
+        if small or self.secret.random() < VERIFY_FRACTION:
+            for names in placed.modified_inputs():
+                if names:
+                    raise IntegrityError(f"the {host.label} kernel wrote to its input(s) "
+                                         f"{', '.join(names)} during a timed call in {combo.name}")
+        cpu = span.cpu_ns * self.best_scale if host.label == "best" else span.cpu_ns
+        return cpu, placed.results()
 
-    def _round(self, combo_id, combo, r, verify_rng, record, pending):
-        """One round on two fresh inputs, ABBA on even rounds and BAAB on odd ones
-        (so neither kernel always runs first after the supervisor was busy)."""
-        nw = len(combo.workloads)
-        slots = [(2 * r) % nw, (2 * r + 1) % nw]
-        fresh = [combo.fresh(self.rng, w) for w in slots]
-        a, b = (self.cand, self.best) if r % 2 == 0 else (self.best, self.cand)
-        order = [(a, 0), (b, 0), (b, 1), (a, 1)]
+    def _round(self, pair, ci, combo, r, per_sample, pending):
+        """One round on two fresh samples, ABBA on even rounds and BAAB on odd ones."""
+        samples = [[combo.call(self.content) for _ in range(per_sample)] for _ in (0, 1)]
+        a, b = (pair[0], pair[-1]) if r % 2 == 0 else (pair[-1], pair[0])
+        order = [(a, 0), (b, 0), (b, 1), (a, 1)] if len(pair) > 1 else [(a, 0), (a, 1)]
         times, outs = {}, {}
-        for i, (kernel, s) in enumerate(order):
-            if kernel is None:
-                continue
-            res = self._timed(combo_id, combo, kernel, fresh[s], slots[s], (r + i) % 2, verify_rng)
-            times[(kernel.label, s)] = res.t_ns
-            outs[(kernel.label, s)] = res.outputs
+        for i, (host, s) in enumerate(order):
+            times[(host.label, s)], outs[(host.label, s)] = self._sample(
+                host, ci, combo, samples[s], (r + i) % 2)
         for s in (0, 1):
-            pending.append((fresh[s], slots[s], {k: outs[(k, s)] for k in
-                                                 [x.label for x in (self.cand, self.best) if x]}))
-        if record is not None:
-            record.append(times)
+            for j, call in enumerate(samples[s]):
+                pending.append((call, {h.label: outs[(h.label, s)][j] for h in pair}))
         return times
 
     def _recheck(self, combo, pending):
-        """Re-check every timed call's outputs (after the rounds, off the timed path)."""
-        for fresh, slot, outs in pending:
+        """Re-check every timed call's outputs, off the timed path."""
+        for call, outs in pending:
             memo = {}
             for label, outputs in outs.items():
-                msgs = combo.check(fresh, slot, outputs, self.rng, memo)
+                msgs = combo.check(call, outputs, self.secret, memo)
                 if msgs:
                     raise CheckFailure(label, [f"timed call, {m}" for m in msgs])
 
-    def _scalar_call(self, combo_id, combo, verify_rng):
-        fresh = combo.fresh(self.rng, 0)
-        res = self._timed(combo_id, combo, self.scalar, fresh, 0, 0, verify_rng,
-                          limit=combo.scalar_units)
-        return res.t_ns / combo.scalar_units
+    def _scalar(self, host, ci, combo):
+        cpu = [self._sample(host, ci, combo, [scalar_version(combo, combo.call(self.content))], 0)[0]
+               for _ in range(3)]
+        return [c / combo.scalar_units for c in cpu]
 
-    def run(self, combos):
+    # ------------------------------------------------------------ a block
+
+    def _construct(self, host, ci, combo):
+        scalars = {k: v for k, v in combo.init.items() if not isinstance(v, np.ndarray)}
+        arrays = {k: v for k, v in combo.init.items() if isinstance(v, np.ndarray)}
+        _, _, span = host.worker.request(
+            {"cmd": "construct", "kernel": host.label, "combo": ci, "init": scalars}, arrays,
+            timeout=self.timeout, phase=f"constructing {combo.name} ({host.label})")
+        host.ctor_ns[ci] = span.cpu_ns
+
+    def _plan_rounds(self, ci, round_s):
+        """Rounds per block for a combo, from its warm-up round's wall time (the
+        supervisor's writes and re-checks included) and the time left."""
+        left = self.budget_s - (time.monotonic() - self.started)
+        total = left / (len(self.combos) - ci) / (round_s * 1.2)
+        total = int(np.clip(total, self.min_rounds, self.max_rounds))
+        total -= int(self.secret.integers(0, 3))        # not predictable from the seed
+        per_block = max(2, total // self.blocks)
+        return per_block + per_block % 2                # as many ABBA as BAAB rounds
+
+    def _block(self, b, record):
+        self.progress(f"  worker pair {b + 1} of {self.blocks}")
+        pair = [self.factory.start(label) for label in self.labels]
+        scalar = self.factory.start("scalar") if self.have_scalar and b == 0 else None
+        started = pair + ([scalar] if scalar else [])
+        self.sandbox = "on" if all(h.sandbox == "on" for h in started) else started[0].sandbox
+        self.amx = pair[0].amx
+        try:
+            for ci, combo in enumerate(self.combos):
+                for host in started:
+                    self._construct(host, ci, combo)
+                rec = record[ci]
+                if b == 0:
+                    warm = self._round(pair, ci, combo, 0, 1, [])
+                    rec["per_sample"] = calls_per_sample(max(warm.values()),
+                                                         combo.call(self.content).nbytes())
+                    t, pending = time.monotonic(), []
+                    self._round(pair, ci, combo, 1, rec["per_sample"], pending)
+                    self._recheck(combo, pending)
+                    rec["rounds"] = self._plan_rounds(ci, time.monotonic() - t)
+                else:
+                    self._round(pair, ci, combo, 1, rec["per_sample"], [])     # warm this process
+                pending, times = [], []
+                for r in range(rec["rounds"]):
+                    times.append(self._round(pair, ci, combo, r, rec["per_sample"], pending))
+                if scalar is not None:
+                    rec["scalar"] = self._scalar(scalar, ci, combo)
+                self._recheck(combo, pending)
+                self._oracle_check(started, combo)
+                rec["blocks"].append(times)
+                for host in started:
+                    host.worker.request({"cmd": "drop", "combo": ci}, timeout=self.timeout)
+                rec["ctor"] = max(rec.get("ctor", 0), pair[0].ctor_ns[ci])
+                if b == self.blocks - 1:
+                    self.progress(_progress_line(self._result(combo, rec), rec))
+        finally:
+            for label, peak in hosts.stop_all(started).items():
+                self.peaks[label] = max(self.peaks.get(label, 0.0), peak)
+
+    def _oracle_check(self, started, combo):
+        for host in started:
+            reply, _, _ = host.worker.request({"cmd": "status"}, timeout=self.timeout)
+            if reply.get("oracle"):
+                raise IntegrityError(f"{reply['oracle']} (the {host.label} kernel, in {combo.name})")
+
+    # ------------------------------------------------------------ the trial's timing
+
+    def _result(self, combo, rec):
+        units = combo.units * rec["per_sample"]
+        a = [[[t[("candidate", 0)], t[("candidate", 1)]] for t in blk] for blk in rec["blocks"]]
+        b = [[[t[("best", 0)], t[("best", 1)]] for t in blk] for blk in rec["blocks"]] \
+            if "best" in self.labels else None
+        return stats.summarize_combo(combo.name, a, b, units, self.secret, rec.get("scalar"))
+
+    def run(self):
         """ComboRun per combo, in order; raises CheckFailure, IntegrityError, WorkerCrash."""
         self.started = time.monotonic()
-        verify_rng = np.random.default_rng(self.rng.integers(1 << 63))
+        record = [{"blocks": []} for _ in self.combos]
+        for b in range(self.blocks):
+            self._block(b, record)
+        problems = self.audit.problems()
+        if problems:
+            raise IntegrityError("; ".join(problems))
         runs = []
-        for ci, combo in enumerate(combos):
-            ctor = self._setup(ci, combo)
-            pending = []
-            warm = self._round(ci, combo, 0, verify_rng, None, pending)
-            round_s = sum(warm.values()) / 1e9 + 4 * 200e-6
-            left = self.budget_s - (time.monotonic() - self.started)
-            rounds = int(np.clip(left / (len(combos) - ci) / round_s, self.min_rounds, self.max_rounds))
-            rounds += rounds % 2                      # as many ABBA as BAAB rounds
-            record = []
-            for r in range(1, rounds + 1):
-                self._round(ci, combo, r, verify_rng, record, pending)
-            scalar_ns = [self._scalar_call(ci, combo, verify_rng) for _ in range(3)] \
-                if self.scalar else None
-            self._recheck(combo, pending)
-            self._audit_combo(combo.name)
-            a = [[t[("candidate", 0)], t[("candidate", 1)]] for t in record]
-            b = [[t[("best", 0)], t[("best", 1)]] for t in record] if self.best else None
-            result = stats.summarize_combo(combo.name, a, b, combo.units, self.rng, scalar_ns)
-            for worker in self.workers:
-                worker.request({"cmd": "drop", "combo": ci}, timeout=self.timeout)
-            ratios = stats.round_ratios(a, b) if b is not None else None
-            runs.append(ComboRun(result, ctor["candidate"], ratios))
-            self.progress(_progress_line(result, rounds))
+        for combo, rec in zip(self.combos, record):
+            res = self._result(combo, rec)
+            runs.append(ComboRun(res, rec["ctor"], res.block_ratios))
         return runs
 
-    def _audit_combo(self, name):
-        """Feed this combo's candidate calls to the audit, next to the best's."""
-        by = {"candidate": [], "best": []}
-        for label, res, _ in self.calls:
-            by.setdefault(label, []).append(res)
-        self.audit.add_combo(name, by["candidate"], by["best"])
-        self.calls = []
 
-    def clock_problems(self):
-        return self.audit.problems()
-
-
-def _progress_line(res, rounds):
+def _progress_line(res, rec):
     line = f"  {res.name:<32} {res.ns_per_unit:>12.1f} ns/unit"
     if res.ratio is not None:
         line += f"  ratio {res.ratio:.4f} [{res.ci_low:.4f}, {res.ci_high:.4f}]"
-    return line + f"  ({rounds} rounds, spread {100 * res.spread:.1f}%)"
+    return line + (f"  ({res.rounds} rounds in {len(rec['blocks'])} worker pairs, "
+                   f"{rec['per_sample']} call(s) per sample, cv {100 * res.cv:.1f}%)")

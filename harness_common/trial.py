@@ -1,19 +1,22 @@
 """One trial of a target, from integrity check to ledger row.
 
 `main()` is what every target's run_experiment.py calls. A trial:
-  1. reads and checks the ledger, repairs best/ after an earlier crash;
-  2. checks immutable files against the ledger's baseline commit;
-  3. snapshots the candidate's sources, scans them, builds them (and the
-     best kept kernel and the scalar baseline, usually from cache);
-  4. starts two sandboxed workers pinned to one CPU: the candidate alone,
-     and the best kernel with the scalar baseline;
-  5. runs the correctness battery on the candidate (fresh seed);
-  6. times candidate vs best in ABBA rounds, re-checking timed outputs and
-     auditing the reported times against the OS;
+  1. takes the ledger's lock, repairs best/ after an earlier crash, and checks
+     immutable files against the ledger's anchor commit (ledger.py, integrity.py);
+  2. claims a CPU pair machine-wide: one to time on, one for itself (cpus.py);
+  3. copies the candidate's sources, scans them, and builds them, the best kept
+     kernel and the scalar baseline afresh in its private directory, at the
+     ISA cap, checking includes, library calls and machine code (cbuild.py,
+     integrity.py, machinecode.py);
+  4. makes this trial's cases and combos from the seed (the target's plan.py data);
+  5. runs the correctness battery on the candidate in a worker of its own
+     (battery.py, hosts.py);
+  6. times candidate vs best in fresh worker pairs, re-checking timed outputs
+     and auditing the workers' CPU (timing.py, process.py, cpuaudit.py, stats.py);
   7. decides the verdict, appends one ledger row, swaps best/ if kept, and
-     prints the result block.
-Every early stop still writes a row (fail, build_fail, crash, tamper), except
-when the ledger itself cannot be trusted or the harness has a bug.
+     prints the result block (verdict.py, ledger.py, result.py).
+What each way of stopping early means (row or not, status, exit code) is one
+table, OUTCOMES, below.
 """
 import argparse
 import datetime
@@ -24,26 +27,62 @@ import signal
 import sys
 import tempfile
 import time
-import traceback
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from . import battery, cbuild, config, integrity, isa, ledger, verdict
+from . import (battery, cbuild, config, cpus, integrity, isa, ledger, machinecode, sandbox,
+               timing, verdict)
+from .hosts import HostFactory
 from .integrity import IntegrityError
-from .manager import KernelError, Worker, WorkerCrash
+from .process import KernelError, SandboxError, WorkerCrash
 from .result import ResultBlock, combo_line
-from .timing import CheckFailure, Kernel, Timer, calibrate
+from .timing import CheckFailure
 
 EXIT_OK, EXIT_INTERNAL, EXIT_CORRECTNESS, EXIT_BUILD, EXIT_CRASH, EXIT_POLICY = range(6)
+BLOCKS, QUICK_BLOCKS = 4, 1          # fresh worker pairs per full / quick trial
 
 
 class Stop(Exception):
-    """Ends a trial early with a ledger status, an exit code and a reason."""
+    """Ends a trial early: `status` None writes no row (a setup mistake, with its fix)."""
 
     def __init__(self, status, code, reason):
         super().__init__(reason)
         self.status, self.code, self.reason = status, code, reason
+
+
+class ReferenceBroken(RuntimeError):
+    """The best kept kernel or the scalar baseline failed: nothing to judge against."""
+
+
+def _kernel_stop(exc):
+    kind = {"import": ("build_fail", EXIT_BUILD), "api": ("build_fail", EXIT_BUILD),
+            "policy": ("tamper", EXIT_POLICY)}.get(exc.kind, ("crash", EXIT_CRASH))
+    return Stop(*kind, exc.message)
+
+
+# What stops a trial, and how: one place. Setup mistakes and a broken reference
+# write no row (the candidate was not judged); everything a kernel causes does.
+OUTCOMES = [
+    (Stop, lambda e: e),
+    (config.ConfigError, lambda e: Stop(None, EXIT_INTERNAL, str(e))),
+    (ledger.LedgerBusy, lambda e: Stop(None, EXIT_INTERNAL, str(e))),
+    (ledger.LedgerError, lambda e: Stop(None, EXIT_INTERNAL, str(e))),
+    (cpus.CpusBusy, lambda e: Stop(None, EXIT_INTERNAL, str(e))),
+    (SandboxError, lambda e: Stop(None, EXIT_INTERNAL, f"{e} (where the OS cannot confine "
+                                  f"workers, --no-sandbox runs anyway and the row says so)")),
+    (machinecode.MachineCodeError, lambda e: Stop(None, EXIT_INTERNAL, str(e))),
+    (ReferenceBroken, lambda e: Stop(None, EXIT_INTERNAL, str(e))),
+    (cbuild.BuildError, lambda e: Stop("build_fail", EXIT_BUILD, str(e))),
+    (integrity.PreprocessorError, lambda e: Stop("build_fail", EXIT_BUILD, str(e))),
+    (KernelError, _kernel_stop),
+    (WorkerCrash, lambda e: Stop("tamper" if e.policy else "crash",
+                                 EXIT_POLICY if e.policy else EXIT_CRASH, e.reason)),
+    (IntegrityError, lambda e: Stop("tamper", EXIT_POLICY, str(e))),
+    (CheckFailure, lambda e: Stop("fail", EXIT_CORRECTNESS, "; ".join(e.messages))),
+]
 
 
 def parse_args(cfg, argv):
@@ -59,8 +98,9 @@ def parse_args(cfg, argv):
   python -m {mod} --seed 1234                  # replay a failing correctness seed
   HARNESS_ISA=scalar python -m {mod} --quick   # force the scalar code path
   python -m {mod} --results-dir /tmp/scratch   # keep the real ledger untouched
+  python -m {mod} --reanchor "harness_common: new timing"   # after a harness change
 
-exit codes: 0 trial completed (kept or not), 1 harness error or bad option,
+exit codes: 0 trial completed (kept or not), 1 setup mistake or harness error,
 2 correctness failure, 3 build failure, 4 crash/timeout/limit, 5 integrity or policy violation""")
     parser.add_argument("--description", default="", help="what this trial tries (goes in the ledger)")
     parser.add_argument("--seed", type=int, default=None, help="correctness and input seed (default: fresh)")
@@ -68,14 +108,42 @@ exit codes: 0 trial completed (kept or not), 1 harness error or bad option,
     parser.add_argument("--results-dir", default=None, help=f"ledger directory (default: results/{cfg.name})")
     parser.add_argument("--timeout", type=float, default=cfg.budget.call_timeout_seconds,
                         help="seconds one kernel call may take before it counts as a hang")
+    parser.add_argument("--cpu-wait", type=float, default=3600.0,
+                        help="seconds to wait for a CPU pair another trial holds (default 3600)")
+    parser.add_argument("--no-sandbox", action="store_true",
+                        help="run even where the OS cannot confine the workers (the row says sandbox: off)")
+    parser.add_argument("--reanchor", metavar="WHY", default=None,
+                        help="after a deliberate change to the harness or this target's immutable "
+                             "files: re-measure the best kept kernel under it and anchor the ledger "
+                             "to the current commit, keeping every earlier row")
     parser.error = lambda msg: (parser.print_usage(sys.stderr),
                                 print(f"error: {msg}", file=sys.stderr), sys.exit(EXIT_INTERNAL))
     return parser.parse_args(argv)
 
 
+@dataclass
+class State:
+    """What a trial has learned so far; every field has a value from the start."""
+    seed: int = 0
+    isa: str = "scalar"
+    cpu: int | None = None
+    sources: dict = field(default_factory=dict)
+    sha: str = ""
+    kernels: dict = field(default_factory=dict)     # label -> what a worker needs to load it
+    build_seconds: float | None = None
+    inputs_seconds: float = 0.0
+    cases: list = field(default_factory=list)
+    combos: list = field(default_factory=list)
+    peak_mb: float | None = None
+    sandbox: str = "on"
+    amx: str = "not requested"
+
+
 class Trial:
-    def __init__(self, cfg, target_dir, args, battery_fn, combos_fn):
-        self.cfg, self.args = cfg, args
+    def __init__(self, cfg, target_dir, args, battery_fn, combos_fn, best_scale=1.0):
+        """`best_scale` != 1 only from `calibrate`: a best made slower by a known amount."""
+        self.cfg, self.args, self.best_scale = cfg, args, best_scale
+        self.status, self.reasons, self.figures, self.total_seconds = None, [], None, 0.0
         self.target_dir = target_dir
         self.root = target_dir.parent.parent
         self.battery_fn, self.combos_fn = battery_fn, combos_fn
@@ -83,18 +151,18 @@ class Trial:
         self.ledger = ledger.Ledger(results, cfg.name)
         self.block = ResultBlock(cfg.unit)
         self.started = time.monotonic()
-        self.workers = []
-        self.tmp = None
-        self.row = {"mode": "quick" if args.quick else "full", "description": args.description}
-
-    # ------------------------------------------------------------ steps
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"trial-{cfg.name}-"))
+        self.s = State()
+        self.row = {"mode": "quick" if args.quick else "full", "description": args.description,
+                    "cpu": isa.cpu_model(), "sandbox": "on"}
+        self.claim = None
 
     def say(self, text):
         print(text, flush=True)
 
+    # ------------------------------------------------------------ 1. ledger and files
+
     def prepare(self):
-        self._lock = self.ledger.locked(wait=False)
-        self._lock.__enter__()                    # held until the trial ends (see run)
         rows = self.ledger.rows()
         note = self.ledger.repair_best(rows)
         self.ledger.discard_stale_tmp()
@@ -102,275 +170,301 @@ class Trial:
         if note:
             self.say(f"note: {note}")
         self.best_row = self.ledger.best(rows)
-        base = self.ledger.baseline(rows)
+        anchor = self.ledger.anchor(rows)
         commit, dirty = integrity.head_commit(self.root)
         if commit is None:
             raise Stop(None, EXIT_INTERNAL, f"{self.root} is not a git checkout with a commit; the "
                        f"ledger anchors immutable files to one (git init && git add -A && git commit)")
         self.row["commit"] = commit[:12] + ("+dirty" if dirty else "")
-        self.row["seed"] = self.seed = self.args.seed if self.args.seed is not None else secrets.randbits(31)
-        self.say(f"{self.cfg.name}: seed {self.seed} ({'replay' if self.args.seed is not None else 'fresh'})")
+        s = self.s
+        s.seed = self.args.seed if self.args.seed is not None else secrets.randbits(31)
+        self.row["seed"] = s.seed
+        self.say(f"{self.cfg.name}: seed {s.seed} ({'replay' if self.args.seed is not None else 'fresh'})")
         try:
-            self.row["isa"] = self.isa = isa.resolve(os.environ.get("HARNESS_ISA"))
+            s.isa = self.row["isa"] = isa.resolve(os.environ.get("HARNESS_ISA"))
         except isa.IsaError as exc:
             raise Stop(None, EXIT_INTERNAL, str(exc))
-        self.baseline_commit = base["commit"].split("+")[0] if base else None
-        try:
-            if self.baseline_commit:
-                full = integrity._git(self.root, "rev-parse", self.baseline_commit).strip()
-                integrity.check_immutable(self.root, self.target_dir, full)
-            else:
-                integrity.check_immutable(self.root, self.target_dir, None)
-        except IntegrityError as exc:
-            raise Stop("tamper", EXIT_POLICY, str(exc))
+        if self.args.reanchor is not None:
+            self._prepare_reanchor(anchor)
+        elif anchor is None:
+            self._require_committed("before the baseline trial")
+        else:
+            integrity.check_immutable(self.root, self.target_dir,
+                                      integrity.resolve_commit(self.root, anchor["commit"].split("+")[0]))
+
+    def _require_committed(self, when):
+        changed = integrity.changed_since(self.root, "HEAD",
+                                          integrity.immutable_paths(self.target_dir, self.root))
+        if changed:
+            raise Stop(None, EXIT_INTERNAL, f"immutable file(s) differ from HEAD {when}: "
+                       f"{', '.join(changed)}; commit them first (the ledger anchors to a commit)")
+
+    def _prepare_reanchor(self, anchor):
+        if not self.args.reanchor.strip():
+            raise Stop(None, EXIT_INTERNAL, "--reanchor needs a reason: --reanchor \"what changed and why\"")
+        if self.best_row is None or anchor is None:
+            raise Stop(None, EXIT_INTERNAL, f"{self.ledger.path} has no kept kernel to re-anchor; "
+                       f"run a normal trial to record a baseline")
+        if self.args.quick:
+            raise Stop(None, EXIT_INTERNAL, "--reanchor re-measures the reference: it cannot be --quick")
+        self._require_committed("when re-anchoring")
+        self.row["anchor"] = self.args.reanchor
+        self.row["description"] = self.row["description"] or f"reanchor: {self.args.reanchor}"
+
+    # ------------------------------------------------------------ 3. builds
+
+    def _copy(self, label, sources):
+        d = self.tmp / label
+        d.mkdir()
+        for name, data in sources.items():
+            (d / name).write_bytes(data)
+        return d
+
+    def _build(self, label, py_path, c_path, vectorize=True):
+        so = cbuild.build(c_path, cbuild.read_cdef(py_path), vectorize, self.s.isa, self.tmp / "so")
+        self.s.kernels[label] = {"py": str(py_path), "so": str(so), "module": so.name.split(".")[0],
+                                 "class": self.cfg.kernel_class, "methods": list(self.cfg.kernel_methods)}
+        return so
 
     def build(self):
-        cbuild.cache_dir().mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix="trial-", dir=cbuild.cache_dir()))
-        sources = {}
-        for name in ledger.SOURCES:
-            try:
-                sources[name] = (self.target_dir / name).read_bytes()
-            except OSError as exc:
-                raise Stop("build_fail", EXIT_BUILD, f"cannot read {self.target_dir / name}: {exc.strerror}")
-        self.sources = sources
-        self.row["kernel_sha256"] = self.sha = ledger.kernel_sha256(sources)
-        cand_dir = self.tmp / "candidate"
-        cand_dir.mkdir()
-        for name, data in sources.items():
-            (cand_dir / name).write_bytes(data)
-        found = integrity.scan_c(cand_dir / "kernels.c") + integrity.scan_python(cand_dir / "kernels.py")
+        s = self.s
+        (self.tmp / "so").mkdir()
+        self.tmp.chmod(0o755)
+        if self.args.reanchor is not None:
+            sources = self.ledger.best_sources()
+        else:
+            sources = {}
+            for name in ledger.SOURCES:
+                try:
+                    sources[name] = (self.target_dir / name).read_bytes()
+                except OSError as exc:
+                    raise Stop("build_fail", EXIT_BUILD, f"cannot read {self.target_dir / name}: {exc.strerror}")
+        s.sources = sources
+        s.sha = self.row["kernel_sha256"] = ledger.kernel_sha256(sources)
+        cand = self._copy("candidate", sources)
+        c_path = cand / "kernels.c"
+        found = integrity.scan_c(c_path) + integrity.scan_python(cand / "kernels.py")
         if found:
-            raise Stop("tamper", EXIT_POLICY, "forbidden construct(s): " + "; ".join(found))
+            raise IntegrityError("forbidden construct(s): " + "; ".join(found))
         t = time.monotonic()
-        try:
-            so = cbuild.build(cand_dir / "kernels.c", cbuild.read_cdef(cand_dir / "kernels.py"))
-            self.kernel_paths = {"candidate": cand_dir / "kernels.py",
-                                 "scalar": self.target_dir / "baseline.py"}
-            cbuild.build(self.target_dir / "baseline.c", cbuild.read_cdef(self.target_dir / "baseline.py"),
-                         vectorize=False)
-            best = self.ledger.best_sources() if self.best_row else None
-            if best is not None:
-                best_dir = self.tmp / "best"
-                best_dir.mkdir()
-                for name, data in best.items():
-                    (best_dir / name).write_bytes(data)
-                cbuild.build(best_dir / "kernels.c", cbuild.read_cdef(best_dir / "kernels.py"))
-                self.kernel_paths["best"] = best_dir / "kernels.py"
-        except cbuild.BuildError as exc:
-            raise Stop("build_fail", EXIT_BUILD, str(exc))
-        found = integrity.check_symbols(cbuild.kernel_symbols(so) or (), "kernels.c")
+        found = integrity.check_includes(c_path, [cbuild.INCLUDE_DIR],
+                                         flags=cbuild.flags_for(True, s.isa))
         if found:
-            raise Stop("tamper", EXIT_POLICY, "; ".join(found))
-        self.build_seconds = time.monotonic() - t
-        self.say(f"build: {self.build_seconds:.1f} s (isa {self.isa})")
+            raise IntegrityError("; ".join(found))
+        refs = [("scalar", self.target_dir / "baseline.py", self.target_dir / "baseline.c", False)]
+        if self.best_row is not None and self.args.reanchor is None:
+            best = self._copy("best", self.ledger.best_sources())
+            refs.append(("best", best / "kernels.py", best / "kernels.c", True))
+        with ThreadPoolExecutor(len(refs)) as pool:      # the compilers run in parallel
+            ref_builds = [pool.submit(self._build, *r) for r in refs]
+            so = self._build("candidate", cand / "kernels.py", c_path)
+            try:
+                for b in ref_builds:
+                    b.result()
+            except cbuild.BuildError as exc:
+                raise ReferenceBroken(f"the best kept kernel or the scalar baseline does not build "
+                                      f"at isa {s.isa}: {exc}")
+        found = integrity.check_symbols(cbuild.kernel_symbols(so), "kernels.c")
+        found += machinecode.above_cap(so, s.isa)
+        if found:
+            raise IntegrityError("; ".join(found) + f" (HARNESS_ISA cap: {s.isa})")
+        s.build_seconds = time.monotonic() - t
+        self.say(f"build: {s.build_seconds:.1f} s (isa {s.isa}; candidate, best and scalar "
+                 f"compiled by this trial)")
 
-    def start_workers(self):
-        cpus = sorted(os.sched_getaffinity(0))
-        self.cpu = cpus[-1]
-        if len(cpus) > 1:
-            os.sched_setaffinity(0, set(cpus[:-1]))     # the supervisor keeps off the timing CPU
-        b = self.cfg.budget
-        blocked = [f"targets.{self.cfg.name}.{m}" for m in ("reference", "inputs", "run_experiment")]
-        blocked += ["reference", "inputs", "run_experiment"]
-        setup = {"cmd": "setup", "isa": self.isa, "cpu": self.cpu, "compiler_id": cbuild.compiler_id(),
-                 "cache_dir": str(cbuild.cache_dir()), "blocked": blocked, "root": str(self.root)}
-        hosted = {"candidate": ["candidate"], "reference": [k for k in ("best", "scalar")
-                                                            if k in self.kernel_paths]}
-        self.kernels, self.overheads = {}, {}
-        for role, names in hosted.items():
-            w = Worker(role, self.tmp / f"{role}.log", b.worker_memory_mb,
-                       int(b.trial_seconds * 10))
-            self.workers.append(w)
-            reply, _ = w.request(setup, timeout=60, phase="startup")
-            self.amx = reply["amx"]
-            self.overheads[w] = calibrate(w)
-            spec = {n: {"path": str(self.kernel_paths[n]), "class": self.cfg.kernel_class,
-                        "methods": list(self.cfg.kernel_methods)} for n in names}
-            w.request({"cmd": "load", "kernels": spec}, timeout=120, phase=f"loading {role} kernels")
-            for n in names:
-                self.kernels[n] = Kernel(n, w, n)
+    # ------------------------------------------------------------ 4-6. plan, battery, timing
 
     def plan(self):
-        """The cases and combos of this trial (from the seed; before any pinning).
-
-        Cached data (trained codebooks, encoded pools) is made here on a cold
-        cache; that time is reported but not held against the trial budget."""
+        """This trial's cases and combos; cached data made on a cold cache is not
+        held against the trial budget."""
         t = time.monotonic()
-        self.cases = self.battery_fn(self.seed, self.args.quick)
-        self.combos = self.combos_fn(self.seed, self.args.quick)
-        self.inputs_seconds = time.monotonic() - t
-        self.say(f"inputs: {self.inputs_seconds:.1f} s")
+        self.s.cases = self.battery_fn(self.s.seed, self.args.quick)
+        self.s.combos = self.combos_fn(self.s.seed, self.args.quick)
+        self.s.inputs_seconds = time.monotonic() - t
+        self.say(f"inputs: {self.s.inputs_seconds:.1f} s")
 
-    def correctness(self):
-        cases = self.cases
-        fails = battery.run(cases, self.kernels["candidate"], self.args.timeout, self.say)
-        self.block.set("correctness", "FAIL" if fails else f"pass ({len(cases)} cases, seed {self.seed})")
-        if fails:
-            raise Stop("fail", EXIT_CORRECTNESS,
-                       "correctness: " + " | ".join(fails) + f" (replay: --seed {self.seed})")
-
-    def timing(self):
+    def _factory(self):
+        probe = np.random.default_rng(0)
+        biggest = max([timing.sample_bytes_bound(c.call(probe).nbytes()) for c in self.s.combos] +
+                      [call.nbytes() for case in self.s.cases for call in case.calls])
         b = self.cfg.budget
-        combos = self.combos
-        quick = self.args.quick
-        timer = Timer(self.kernels["candidate"], self.kernels.get("best"), self.kernels.get("scalar"),
-                      np.random.default_rng([self.seed, 7]),
-                      b.quick_timing_seconds if quick else b.timing_seconds,
-                      b.quick_rounds if quick else b.min_rounds,
-                      b.quick_rounds if quick else b.max_rounds, self.args.timeout, self.overheads,
-                      self.say)
-        self.say(f"timing: {len(combos)} combos, candidate vs {'best' if 'best' in self.kernels else 'itself'}"
-                 f" on cpu {self.cpu}")
+        # Kernel code may import none of the target's own modules but itself (the
+        # reference, the inputs, the checks, the FAISS comparison...).
+        own = sorted(p.stem for p in self.target_dir.glob("*.py") if p.stem != "kernels")
+        blocked = ["targets"] + [f"targets.{self.cfg.name}.{m}" for m in own] + own
+        return HostFactory(self.tmp, self.s.isa, self.s.cpu, blocked, str(self.root),
+                           self.s.kernels, 2 * biggest + (1 << 20), b.worker_memory_mb,
+                           int(b.trial_seconds * 10), require_sandbox=not self.args.no_sandbox)
+
+    def correctness(self, factory):
+        host = factory.start("candidate")
         try:
-            runs = timer.run(combos)
+            fails = battery.run(self.s.cases, host, self.args.timeout, self.say)
+        finally:
+            self.s.peak_mb = host.worker.close()
+            host.worker.arena.close()
+        self.s.sandbox, self.s.amx = host.sandbox, host.amx
+        self.block.set("correctness", "FAIL" if fails else
+                       f"pass ({len(self.s.cases)} cases, seed {self.s.seed})")
+        if fails:
+            raise Stop("fail", EXIT_CORRECTNESS, "correctness: " + " | ".join(fails))
+
+    def timing(self, factory):
+        b, quick = self.cfg.budget, self.args.quick
+        have_best = "best" in self.s.kernels
+        timer = timing.Timer(factory, self.s.combos, have_best, True,
+                             b.quick_timing_seconds if quick else b.timing_seconds,
+                             b.quick_rounds if quick else b.min_rounds,
+                             b.quick_rounds if quick else b.max_rounds,
+                             QUICK_BLOCKS if quick else BLOCKS, self.s.seed, self.args.timeout, self.say,
+                             best_scale=self.best_scale)
+        self.say(f"timing: {len(self.s.combos)} combos, candidate vs "
+                 f"{'best' if have_best else 'itself'} on cpu {self.s.cpu}, figures from the OS's "
+                 f"CPU time of each worker")
+        try:
+            runs = timer.run()
         except CheckFailure as exc:
             if exc.label != "candidate":
-                raise RuntimeError(f"the {exc.label} kernel failed a re-check: {exc}")
-            raise Stop("fail", EXIT_CORRECTNESS, "; ".join(exc.messages) + f" (replay: --seed {self.seed})")
-        problems = timer.clock_problems()
-        if problems:
-            raise Stop("tamper", EXIT_POLICY, "; ".join(problems))
-        for combo, run in zip(combos, runs):
+                raise ReferenceBroken(f"the best kept kernel failed a re-check of its timed outputs "
+                                      f"on this trial's inputs ({'; '.join(exc.messages)}); it cannot "
+                                      f"be the reference: fix best/ by re-anchoring or restart the ledger")
+            raise
+        self.s.peak_mb = max(self.s.peak_mb or 0.0, timer.peaks.get("candidate", 0.0))
+        for combo, run in zip(self.s.combos, runs):
             if run.result.ns_per_unit < combo.floor_ns:
-                raise Stop("tamper", EXIT_POLICY,
-                           f"implausible speed on {combo.name}: {run.result.ns_per_unit:.1f} ns per "
-                           f"{self.cfg.unit} is below the physical floor {combo.floor_ns:.1f}")
+                raise IntegrityError(f"implausible speed on {combo.name}: {run.result.ns_per_unit:.1f} "
+                                     f"ns per {self.cfg.unit} is below the physical floor {combo.floor_ns:.1f}")
         return runs
 
-    # ------------------------------------------------------------ verdict
+    # ------------------------------------------------------------ 7. verdict and ledger
 
-    def verdict(self, runs, peak_mb):
-        fig = verdict.figures(runs, np.random.default_rng([self.seed, 11]))
-        elapsed = time.monotonic() - self.started - self.inputs_seconds
-        status, reasons = verdict.decide(fig, self.cfg.budget, peak_mb, elapsed, self.args.quick)
-        unit, worst, fastest = self.cfg.unit, fig.worst, fig.fastest
-        self.row.update(geomean_ns=f"{fig.geomean_ns:.1f}", worst_combo=worst.name,
-                        worst_ns=f"{worst.ns_per_unit:.1f}", peak_rss_mb=f"{peak_mb:.1f}")
+    def verdict(self, runs):
+        s = self.s
+        fig = verdict.figures(runs, np.random.default_rng([s.seed, 11]), [c.mode for c in s.combos])
+        elapsed = time.monotonic() - self.started - s.inputs_seconds
+        status, reasons = verdict.decide(fig, self.cfg.budget, s.peak_mb, elapsed, self.args.quick)
+        if self.args.reanchor is not None:
+            status, reasons = "reanchor", []
+        self.figures, self.reasons = fig, reasons
+        unit, blk = self.cfg.unit, self.block
+        self.row.update(geomean_ns=f"{fig.geomean_ns:.1f}", worst_combo=fig.worst.name,
+                        worst_ns=f"{fig.worst.ns_per_unit:.1f}", peak_rss_mb=f"{s.peak_mb:.1f}")
         if fig.ratio is not None:
             self.row.update(ratio_vs_best=f"{fig.ratio:.4f}", ratio_ci_low=f"{fig.ci_low:.4f}",
                             ratio_ci_high=f"{fig.ci_high:.4f}")
-        blk = self.block
         blk.set(f"geomean_ns_per_{unit}", f"{fig.geomean_ns:.1f}")
+        for mode, ns in fig.mode_geomeans.items():
+            blk.modes.append(f"{mode} geomean_ns_per_{unit}={ns:.1f}")
         blk.set("ratio_vs_best", None if fig.ratio is None else f"{fig.ratio:.4f}")
         blk.set("ratio_ci95", None if fig.ratio is None else f"[{fig.ci_low:.4f}, {fig.ci_high:.4f}]")
-        blk.set(f"worst_ns_per_{unit}", f"{worst.ns_per_unit:.1f} ({worst.name})")
-        blk.set(f"best_ns_per_{unit}", f"{fastest.ns_per_unit:.1f} ({fastest.name})")
+        blk.set(f"worst_ns_per_{unit}", f"{fig.worst.ns_per_unit:.1f} ({fig.worst.name})")
+        blk.set(f"best_ns_per_{unit}", f"{fig.fastest.ns_per_unit:.1f} ({fig.fastest.name})")
         blk.combos = [combo_line(r, unit) for r in fig.results]
         blk.set("speedup_vs_scalar", None if fig.speedup_vs_scalar is None
                 else f"{fig.speedup_vs_scalar:.2f}")
         blk.set("constructor_ms", f"{fig.ctor_ms:.1f}")
         if fig.noisy:
-            blk.set("warning", f"unstable timings (spread >= 10%) on {', '.join(fig.noisy)}: "
-                               f"the machine is noisy; a verdict may flip on rerun")
+            blk.set("warning", f"unstable timings (stdev >= 10% of the mean) on "
+                               f"{', '.join(fig.noisy)}: the machine is noisy; a verdict may flip on rerun")
         return status, "; ".join(reasons)
 
-    # ------------------------------------------------------------ ledger
-
     def record(self, status, reason):
-        total = time.monotonic() - self.started
-        self.row.update(status=status, total_seconds=f"{total:.1f}",
+        s = self.s
+        total = self.total_seconds = time.monotonic() - self.started
+        self.status = status
+        self.row.update(status=status, total_seconds=f"{total:.1f}", sandbox=s.sandbox.split(":")[0],
                         timestamp=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+        if s.peak_mb is not None:
+            self.row.setdefault("peak_rss_mb", f"{s.peak_mb:.1f}")
         if self.ledger.fingerprint() != self.fingerprint:
             raise ledger.LedgerError(f"{self.ledger.path} changed during the trial, written by "
                                      f"something other than this harness; nothing was added")
-        kept_dir = None
-        if status in ledger.KEPT:
-            kept_dir = self.ledger.save_kept(self.sources, self.sha)
+        kept_dir = self.ledger.save_kept(s.sources, s.sha) if status in ledger.KEPT else None
         self.ledger.append(self.row)
         if kept_dir is not None:
             self.ledger.point_best(kept_dir)
         blk = self.block
-        blk.set("status", status)
-        blk.set("reason", reason or None)
-        blk.set("peak_rss_mb", self.row.get("peak_rss_mb"))
-        build = getattr(self, "build_seconds", None)
-        blk.set("build_seconds", None if build is None else f"{build:.1f}")
-        inputs_s = getattr(self, "inputs_seconds", None)
-        blk.set("inputs_seconds", None if inputs_s is None else f"{inputs_s:.1f}")
-        blk.set("total_seconds", f"{total:.1f}")
-        blk.set("isa", self.row.get("isa"))
-        blk.set("amx_permission", getattr(self, "amx", "not requested"))
-        blk.set("seed", self.row.get("seed"))
-        blk.set("kernel_sha256", self.row.get("kernel_sha256", "")[:16] or None)
-        blk.set("ledger", self.ledger.path)
+        for key, value in (("status", status), ("reason", reason or None),
+                           ("peak_rss_mb", self.row.get("peak_rss_mb")),
+                           ("build_seconds", _fmt(s.build_seconds)), ("inputs_seconds", _fmt(s.inputs_seconds)),
+                           ("total_seconds", _fmt(total)), ("isa", s.isa), ("sandbox", s.sandbox),
+                           ("amx_permission", s.amx), ("cpu", self.row["cpu"]), ("seed", s.seed),
+                           ("kernel_sha256", s.sha[:16] or None), ("ledger", self.ledger.path)):
+            blk.set(key, value)
 
     # ------------------------------------------------------------ driver
 
-    def run(self):
-        signal.signal(signal.SIGTERM, _interrupt)
-        try:
-            return self._run_and_record()
-        except config.ConfigError as exc:
-            print(f"error: {exc}", file=sys.stderr, flush=True)
-            return EXIT_INTERNAL
-        except ledger.LedgerError as exc:
-            print(f"ledger: {exc}", file=sys.stderr, flush=True)
-            return EXIT_POLICY
-        except ledger.LedgerBusy as exc:
-            print(f"error: {exc}", file=sys.stderr, flush=True)
-            return EXIT_INTERNAL
-        except KeyboardInterrupt:
-            print("interrupted: no ledger row written", file=sys.stderr, flush=True)
-            return 130
-        except Exception:  # noqa: BLE001 - a harness bug: say so, write nothing
-            traceback.print_exc()
-            print("harness error: no ledger row written (this is a bug in the harness)",
-                  file=sys.stderr, flush=True)
-            return EXIT_INTERNAL
-        finally:
-            for w in self.workers:
-                w.kill()
-            if self.tmp is not None:
-                shutil.rmtree(self.tmp, ignore_errors=True)
-            if getattr(self, "_lock", None) is not None:
-                self._lock.__exit__(None, None, None)
-
-    def _run_and_record(self):
-        """The trial's steps; every outcome a kernel can cause ends in a ledger row."""
-        try:
-            self.prepare()
-            self.build()
-            self.plan()
-            self.start_workers()
-            self.correctness()
-            runs = self.timing()
-            peak = self.workers[0].close()
-            for w in self.workers[1:]:
-                w.close()
-            status, reason = self.verdict(runs, peak)
-            self.record(status, reason)
-            _emit(self.block.render())
-            return EXIT_OK
-        except Stop as stop:
-            return self.stop(stop)
-        except KernelError as exc:
-            code = {"import": (EXIT_BUILD, "build_fail"), "api": (EXIT_BUILD, "build_fail"),
-                    "policy": (EXIT_POLICY, "tamper")}.get(exc.kind, (EXIT_CRASH, "crash"))
-            return self.stop(Stop(code[1], code[0], exc.message))
-        except WorkerCrash as exc:
-            return self.stop(Stop("tamper" if exc.policy else "crash",
-                                  EXIT_POLICY if exc.policy else EXIT_CRASH, exc.reason))
-        except IntegrityError as exc:
-            return self.stop(Stop("tamper", EXIT_POLICY, str(exc)))
+    def steps(self):
+        with self.ledger.locked(wait=False):
+            try:
+                self.prepare()
+                self.claim = cpus.claim(self.cfg.name, self.args.cpu_wait, self.say)
+                self.s.cpu = self.claim.timing
+                os.sched_setaffinity(0, {self.claim.supervisor})   # never on the timing CPU
+                self.build()
+                self.plan()
+                factory = self._factory()
+                self.correctness(factory)
+                runs = self.timing(factory)
+                status, reason = self.verdict(runs)
+                self.record(status, reason)
+            except Exception as exc:  # noqa: BLE001 - mapped by OUTCOMES, or re-raised
+                stop = _outcome(exc)
+                if stop is None:
+                    raise
+                self.stop(stop)
+                return stop.code
+        _emit(self.block.render())
+        return EXIT_OK
 
     def stop(self, stop):
-        if self.tmp is not None:      # name the agent's files, not the trial's private copies
-            rel = self.target_dir.relative_to(self.root)
-            stop.reason = stop.reason.replace(str(self.tmp / "candidate"), str(rel))
+        """Record an early stop (unless it is a setup mistake) and print why."""
+        stop.reason = stop.reason.replace(str(self.tmp / "candidate"),
+                                          str(self.target_dir.relative_to(self.root)))
+        if stop.status == "fail" and "--seed" not in stop.reason:
+            stop.reason += f" (replay: --seed {self.s.seed})"
         if "\n" in stop.reason:         # the whole text above the block, one line inside it
             self.say(stop.reason)
             stop.reason = " | ".join(line.strip() for line in stop.reason.splitlines() if line.strip())
         if stop.status is None:
             print(f"error: {stop.reason}", file=sys.stderr, flush=True)
-            return stop.code
-        for w in self.workers:
-            w.kill()
-        if self.workers:
-            self.row["peak_rss_mb"] = f"{self.workers[0].peak_kb / 1024:.1f}"
+            return
         self.record(stop.status, stop.reason)
         _emit(self.block.render())
-        return stop.code
+
+    def run(self):
+        signal.signal(signal.SIGTERM, _interrupt)
+        sandbox.make_supervisor_private()
+        try:
+            return self.steps()
+        except KeyboardInterrupt:
+            print("interrupted: no ledger row written", file=sys.stderr, flush=True)
+            return 130
+        except Exception as exc:  # noqa: BLE001
+            stop = _outcome(exc)
+            if stop is not None and stop.status is None:   # before the trial could record
+                print(f"error: {stop.reason}", file=sys.stderr, flush=True)
+                return stop.code
+            import traceback
+            traceback.print_exc()
+            print("harness error: no ledger row written (this is a bug in the harness)",
+                  file=sys.stderr, flush=True)
+            return EXIT_INTERNAL
+        finally:
+            if self.claim is not None:
+                self.claim.release()
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _outcome(exc):
+    for kind, make in OUTCOMES:
+        if isinstance(exc, kind):
+            return make(exc)
+    return None
+
+
+def _fmt(seconds):
+    return None if seconds is None else f"{seconds:.1f}"
 
 
 def _emit(text):

@@ -17,7 +17,8 @@ class Figures:
     ci_low: float | None
     ci_high: float | None
     speedup_vs_scalar: float | None
-    ctor_ms: float                # the slowest candidate constructor
+    ctor_ms: float                # the slowest candidate constructor (CPU time)
+    mode_geomeans: dict           # mode -> geomean ns per unit over its combos ({} with one mode)
 
     @property
     def worst(self):
@@ -29,20 +30,28 @@ class Figures:
 
     @property
     def noisy(self):
-        """Combos whose candidate calls spread by 10% or more (pyperf's rule of thumb)."""
-        return [r.name for r in self.results if r.spread >= 0.10]
+        """Combos whose candidate samples vary by 10% or more of their mean (pyperf's
+        warning: standard deviation >= 10% of the mean)."""
+        return [r.name for r in self.results if r.cv >= 0.10]
 
 
-def figures(runs, rng):
-    """Figures from timing.ComboRun's (ratios need a best kernel in the run)."""
+def figures(runs, rng, modes=None):
+    """Figures from timing.ComboRun's (ratios need a best kernel in the run);
+    `modes` labels each combo's mode for the per-mode geomeans."""
     res = [r.result for r in runs]
+    modes = modes or [""] * len(res)
+    by_mode = {}
+    for mode, r in zip(modes, res):
+        if mode:
+            by_mode.setdefault(mode, []).append(r.ns_per_unit)
     ratio = lo = hi = None
     if all(r.ratios is not None for r in runs):
         ratio, lo, hi = stats.geomean_ci([r.ratios for r in runs], rng)
     scalar = [r.scalar_ns_per_unit / r.ns_per_unit for r in res if r.scalar_ns_per_unit]
     return Figures(res, stats.geomean([r.ns_per_unit for r in res]), ratio, lo, hi,
                    stats.geomean(scalar) if scalar else None,
-                   max(r.ctor_ns for r in runs) / 1e6)
+                   max(r.ctor_ns for r in runs) / 1e6,
+                   {m: stats.geomean(v) for m, v in by_mode.items()})
 
 
 def decide(fig, budget, peak_mb, elapsed_s, quick):

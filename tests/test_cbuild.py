@@ -1,7 +1,12 @@
 """harness_common.cbuild: builds are named by content (a stale build never
-loads), cached builds are reused, compile errors show the compiler's own line,
-offline mode never compiles, pointer() names a bad argument, and the ISA
-attributes of harness_isa.h compile on this machine."""
+loads), in-process builds reuse the cache while a trial's builds (out_dir)
+always compile afresh, a worker serves the trial's prebuilt modules from open
+fds, compile errors show the compiler's own line, a missing or too slow
+toolchain is a one-line BuildError, pointer() names a bad argument, and the
+ISA attributes of harness_isa.h compile on this machine."""
+import os
+import shutil
+import subprocess
 import textwrap
 
 import cffi
@@ -25,10 +30,18 @@ def cache(module_cache, monkeypatch):
     # monkeypatch records the module's current settings and restores them afterwards
     # (configure() cannot set the cache back to "unset", so it cannot restore it itself).
     monkeypatch.setattr(cbuild, "_CACHE_DIR", cbuild._CACHE_DIR)
-    monkeypatch.setattr(cbuild, "_OFFLINE", cbuild._OFFLINE)
-    cbuild.configure(cache_dir=module_cache, offline=False)
+    monkeypatch.setattr(cbuild, "_PREBUILT", None)
+    cbuild.configure(cache_dir=module_cache)
     assert cbuild.cache_dir() == module_cache
     return module_cache
+
+
+@pytest.fixture
+def out_dir(tmp_path):
+    """A trial's private build directory (the trial creates it before building)."""
+    d = tmp_path / "so"
+    d.mkdir()
+    return d
 
 
 def _write(path, text):
@@ -54,6 +67,16 @@ def test_module_name_is_stable_for_same_inputs():
 def test_module_name_changes_with_source_cdef_or_flags(source, cdef, flags):
     base = cbuild.module_name(SOURCE.encode(), CDEF, cbuild.KERNEL_FLAGS)
     assert cbuild.module_name(source.encode(), cdef, flags) != base
+
+
+def test_flags_for_caps_the_isa_and_names_differ_per_level():
+    assert cbuild.flags_for(True, "avx2")[:len(cbuild.KERNEL_FLAGS)] == cbuild.KERNEL_FLAGS
+    assert cbuild.flags_for(False, "avx2")[:len(cbuild.SCALAR_FLAGS)] == cbuild.SCALAR_FLAGS
+    for i, level in enumerate(cbuild.ISA_LEVELS):
+        assert cbuild.flags_for(True, level)[-1] == f"-DHARNESS_ISA_MAX={i}"
+    names = {cbuild.module_name(SOURCE.encode(), CDEF, cbuild.flags_for(True, level))
+             for level in cbuild.ISA_LEVELS}
+    assert len(names) == len(cbuild.ISA_LEVELS)
 
 
 def test_module_name_parts_cannot_slide_into_each_other():
@@ -124,19 +147,134 @@ def test_missing_source_raises_build_error(cache, tmp_path):
         cbuild.build(tmp_path / "absent.c", CDEF)
 
 
-def test_offline_refuses_unbuilt_source(cache, tmp_path):
-    c = _write(tmp_path / "offline.c", "int add(int a, int b) { return b + a; }\n")
-    cbuild.configure(offline=True)
-    with pytest.raises(cbuild.BuildError, match="not prebuilt"):
-        cbuild.build(c, CDEF)
-    assert not list(cache.glob(cbuild.module_name(c.read_bytes(), CDEF, cbuild.KERNEL_FLAGS) + "*"))
+def test_out_dir_build_compiles_afresh_despite_a_poisoned_cache(cache, out_dir, tmp_path, monkeypatch):
+    # A trial's build never takes anything from a cache the agent could write:
+    # an identical module in the cache, even one under the very same name in
+    # out_dir, is replaced by a fresh compile.
+    c = _write(tmp_path / "fresh.c", "int add(int a, int b) { return a + b + 7; }\n")
+    cached = cbuild.build(c, CDEF)
+    cached.write_bytes(b"poisoned: not a module")
+    cbuild._symbols_path(cached).write_text("pthread_create\n")
+    (out_dir / cached.name).write_bytes(b"poisoned: not a module")
+    cbuild._symbols_path(out_dir / cached.name).write_text("pthread_create\n")
+    compiles = []
+    real = cbuild._compile
+    monkeypatch.setattr(cbuild, "_compile", lambda *a: (compiles.append(a[-1]), real(*a))[1])
+    built = cbuild.build(c, CDEF, out_dir=out_dir)
+    assert built == out_dir / cached.name, "same inputs, same name"
+    assert compiles == [built]
+    assert built.read_bytes()[:4] == b"\x7fELF"
+    assert cbuild.load_module(built).lib.add(2, 3) == 12
+    assert cbuild.kernel_symbols(built) == set(), "the symbol list is the fresh one too"
+    assert cached.read_bytes() == b"poisoned: not a module", "the cache is neither read nor repaired"
+    # and again: a second trial build compiles again, never reusing the first
+    assert cbuild.build(c, CDEF, out_dir=out_dir) == built
+    assert compiles == [built, built]
+    assert not list(out_dir.glob("build-*"))
 
 
-def test_offline_loads_a_prebuilt_source(cache, tmp_path):
-    c = _write(tmp_path / "prebuilt.c", "int add(int a, int b) { return (a + b); }\n")
-    built = cbuild.build(c, CDEF)
-    cbuild.configure(offline=True)
-    assert cbuild.build(c, CDEF) == built
+def test_in_process_build_uses_the_cache_but_a_trial_build_does_not(cache, out_dir, tmp_path, monkeypatch):
+    c = _write(tmp_path / "cached.c", "int add(int a, int b) { return a + b + 8; }\n")
+    cbuild.build(c, CDEF)
+    compiles = []
+    real = cbuild._compile
+    monkeypatch.setattr(cbuild, "_compile", lambda *a: (compiles.append(a[-1]), real(*a))[1])
+    cbuild.build(c, CDEF)
+    assert compiles == []
+    cbuild.build(c, CDEF, vectorize=False, isa_level="scalar", out_dir=out_dir)
+    assert len(compiles) == 1 and compiles[0].parent == out_dir
+
+
+def test_use_prebuilt_serves_the_given_fd(cache, out_dir, tmp_path, monkeypatch):
+    py = tmp_path / "served.py"
+    py.write_text("# stand-in for kernels.py\n")
+    c = _write(tmp_path / "served.c", "int add(int a, int b) { return a * 100 + b; }\n")
+    so = cbuild.build(c, CDEF, out_dir=out_dir)
+    fd = os.open(so, os.O_RDONLY)
+    try:
+        # The worker has no files: neither the source nor the built path exists,
+        # and nothing may be compiled.
+        c.unlink()
+        so.unlink()
+        monkeypatch.setattr(cbuild, "build", lambda *a, **k: pytest.fail("a worker must not build"))
+        cbuild.use_prebuilt({str(py): (fd, so.name.split(".")[0])})
+        ffi, lib = cbuild.load_kernel_lib(str(py), CDEF)
+        assert lib.add(4, 2) == 402
+        with pytest.raises(cbuild.BuildError, match="was not built by this trial"):
+            cbuild.load_kernel_lib(str(tmp_path / "other.py"), CDEF)
+    finally:
+        os.close(fd)
+
+
+def _one_line(exc_info):
+    msg = str(exc_info.value)
+    assert "\n" not in msg and msg.strip() == msg
+    return msg
+
+
+def test_missing_compiler_is_a_one_line_build_error(cache, out_dir, tmp_path, monkeypatch):
+    cbuild.compiler_id()          # the name hash asks the real compiler once, as a trial would
+    monkeypatch.setattr(cbuild, "_compiler", lambda: "/nonexistent/bin/no-such-cc")
+    c = _write(tmp_path / "nocc.c", "int add(int a, int b) { return a + b + 9; }\n")
+    with pytest.raises(cbuild.BuildError) as info:
+        cbuild.build(c, CDEF, out_dir=out_dir)
+    msg = _one_line(info)
+    assert "nocc.c needs `/nonexistent/bin/no-such-cc`, which is not installed" in msg
+    assert "build-essential" in msg
+    assert not list(out_dir.iterdir())
+
+
+def test_missing_nm_is_a_one_line_build_error(cache, out_dir, tmp_path, monkeypatch):
+    # A PATH with the compiler and assembler but no nm.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in (cbuild._compiler(), "as", "ld"):
+        os.symlink(shutil.which(tool), bin_dir / tool)
+    cbuild.compiler_id()
+    monkeypatch.setenv("PATH", str(bin_dir))
+    assert shutil.which("nm") is None
+    c = _write(tmp_path / "nonm.c", "int add(int a, int b) { return a + b + 10; }\n")
+    with pytest.raises(cbuild.BuildError) as info:
+        cbuild.build(c, CDEF, out_dir=out_dir)
+    msg = _one_line(info)
+    assert "nonm.c needs `nm`, which is not installed" in msg
+    assert not list(out_dir.iterdir())
+
+
+def test_compile_timeout_is_a_one_line_build_error(cache, out_dir, tmp_path, monkeypatch):
+    cbuild.compiler_id()
+    monkeypatch.setattr(cbuild, "TOOL_TIMEOUT", 0.001)     # no compiler starts that fast
+    body = "".join(f"    s = s * {i} + x[{i % 64}];\n" for i in range(200))
+    c = _write(tmp_path / "slow.c", "int add(int a, int b) { return a + b + 11; }\n"
+               "long slow(const long *x) {\n    long s = 0;\n" + body + "    return s;\n}\n")
+    with pytest.raises(cbuild.BuildError) as info:
+        cbuild.build(c, CDEF, out_dir=out_dir)
+    msg = _one_line(info)
+    assert "took more than 0.001 s on slow.c" in msg and "simplify the kernel" in msg
+    assert not list(out_dir.iterdir())
+
+
+def test_compile_timeout_from_subprocess_is_reported(cache, out_dir, tmp_path, monkeypatch):
+    cbuild.compiler_id()
+
+    def hang(cmd, **kw):
+        raise subprocess.TimeoutExpired(cmd, kw.get("timeout"))
+    monkeypatch.setattr(cbuild.subprocess, "run", hang)
+    c = _write(tmp_path / "hang.c", "int add(int a, int b) { return a + b + 12; }\n")
+    with pytest.raises(cbuild.BuildError) as info:
+        cbuild.build(c, CDEF, out_dir=out_dir)
+    assert f"took more than {cbuild.TOOL_TIMEOUT} s on hang.c" in _one_line(info)
+
+
+def test_unreadable_symbols_raise_build_error(cache, out_dir, tmp_path):
+    c = _write(tmp_path / "nosyms.c", "int add(int a, int b) { return a + b + 13; }\n")
+    so = cbuild.build(c, CDEF, out_dir=out_dir)
+    assert cbuild.kernel_symbols(so) == set()
+    cbuild._symbols_path(so).unlink()
+    with pytest.raises(cbuild.BuildError, match=r"symbol list of .*cannot be read.*not run"):
+        cbuild.kernel_symbols(so)
+    with pytest.raises(cbuild.BuildError, match="cannot be read"):
+        cbuild.kernel_symbols(tmp_path / "never_built.cpython-311-x86_64-linux-gnu.so")
 
 
 def test_load_kernel_lib_builds_the_c_file_beside_the_py_file(cache, tmp_path):

@@ -225,17 +225,24 @@ def test_scan_python_flags_indirect_routes_to_forbidden_modules(tmp_path, source
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     monkeypatch.setattr(cbuild, "_CACHE_DIR", cbuild._CACHE_DIR)
-    monkeypatch.setattr(cbuild, "_OFFLINE", cbuild._OFFLINE)
-    cbuild.configure(cache_dir=tmp_path / "cache", offline=False)
+    cbuild.configure(cache_dir=tmp_path / "cache")
 
 
-def test_check_symbols_reports_pthread_create(cache, tmp_path):
+@pytest.fixture
+def out_dir(tmp_path):
+    """A trial's private build directory: a fresh compile, as the trial checks it."""
+    d = tmp_path / "so"
+    d.mkdir()
+    return d
+
+
+def test_check_symbols_reports_pthread_create(cache, out_dir, tmp_path):
     c = _c(tmp_path, """\
         int pthread_create(void *thread, const void *attr, void *(*start)(void *), void *arg);
         static void *spin(void *arg) { return arg; }
         int go(void) { char t[64]; return pthread_create(t, 0, spin, 0); }
         """, "threads.c")
-    so = cbuild.build(c, "int go(void);")
+    so = cbuild.build(c, "int go(void);", out_dir=out_dir)       # as a trial builds it
     found = integrity.check_symbols(cbuild.kernel_symbols(so), "threads.c")
     assert len(found) == 1
     assert found[0].startswith("threads.c: ") and "pthread_create" in found[0]

@@ -37,7 +37,7 @@ def _append(led, values):
 def test_append_creates_file_with_magic_and_header(led):
     _append(led, _row("baseline"))
     lines = led.path.read_text().split("\n")
-    assert lines[0] == "# kernel-harness ledger v1 target=pq_l2"
+    assert lines[0] == "# kernel-harness ledger v2 target=pq_l2"
     assert tuple(lines[1].split("\t")) == COLUMNS
     assert len(lines[2].split("\t")) == len(COLUMNS)
     assert lines[3:] == [""]
@@ -119,7 +119,7 @@ def test_corrupt_row_message_names_the_line(led):
     _append(led, _row("discard"))
     with open(led.path, "a") as f:
         f.write("only\tthree\tfields\n")
-    with pytest.raises(LedgerError, match=r"line 5: 3 fields, expected 16"):
+    with pytest.raises(LedgerError, match=rf"line 5: 3 fields, expected {len(COLUMNS)}"):
         led.rows()
 
 

@@ -58,8 +58,8 @@ def test_table_lists_every_trial_and_marks_kept(results):
         assert desc in line and status in line
         kept = status in ("baseline", "keep")
         assert ("*" in line.split()[0]) == kept, line
-        if lo:
-            assert f"[{lo}, {hi}]" in line
+        if lo:      # figures are read as numbers and shown with the trial's precision
+            assert f"[{float(lo):.4f}, {float(hi):.4f}]" in line
 
 
 def test_report_prints_summary_and_table(results):

@@ -6,6 +6,7 @@ the ledger row and the message. Verdicts that depend on timing noise (keep
 vs discard) are never asserted; their mechanics are.
 """
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -64,8 +65,10 @@ def test_quick_trial_completes_and_is_never_kept(workspace, target):
     assert row["mode"] == "quick" and row["description"] == "smoke"
     for key in ("correctness", "geomean_ns_per_" + ("query" if target == "pq_l2" else "row"),
                 "ratio_vs_best", "ratio_ci95", "speedup_vs_scalar", "peak_rss_mb",
-                "build_seconds", "total_seconds", "isa", "seed"):
+                "build_seconds", "total_seconds", "isa", "seed", "sandbox", "cpu"):
         assert key in run.block, (key, run)
+    assert run.block["sandbox"] == "on", run
+    assert row["cpu"] == isa.cpu_model() and row["sandbox"] == "on", row
     assert not (run.results / "best").exists()
 
 
@@ -229,11 +232,11 @@ def test_corrupt_or_foreign_ledger_is_refused_and_left_untouched(workspace, targ
     ledger.write_text(ledger.read_text() + "half\ta row\n")
     before = ledger.read_bytes()
     run = workspace.run(target, "--quick")
-    assert run.code == 5 and "nothing was written" in run.stderr, run
+    assert run.code == 1 and "nothing was written" in run.stderr, run
     assert ledger.read_bytes() == before
     other = TARGETS[1 - TARGETS.index(target)]
     run = workspace.run(other, "--quick")
-    assert run.code == 5 and "ledger for something else" in run.stderr, run
+    assert run.code == 1 and "ledger for something else" in run.stderr, run
     assert ledger.read_bytes() == before
 
 
@@ -274,3 +277,189 @@ def test_killed_supervisor_leaves_ledger_and_best_intact(workspace):
     after = workspace.run("pq_l2", "--quick")
     assert after.code == 0, after
     assert len(after.rows()) == 2
+
+
+# ------------------------------------------------------------ setup mistakes: exit 1, no row
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_uncommitted_target_file_before_a_baseline_is_a_setup_mistake(workspace, target):
+    path = f"targets/{target}/reference.py"
+    workspace.write(path, workspace.file(path).read_text() + "\n# not committed\n")
+    run = workspace.run(target, "--quick")
+    assert run.code == 1, run
+    assert "reference.py" in run.stderr and "commit them first" in run.stderr, run
+    assert run.rows() == []
+
+
+def test_outside_a_git_checkout_is_a_setup_mistake(workspace):
+    shutil.rmtree(workspace.path / ".git")
+    run = workspace.run("pq_l2", "--quick")
+    assert run.code == 1 and "not a git checkout" in run.stderr, run
+    assert run.rows() == []
+
+
+# ------------------------------------------------------------ the ISA cap and includes
+
+AVX2_SNEAK = """
+#include <immintrin.h>
+__attribute__((target("avx2"))) float sneaky_avx2(const float *x, long n)
+{
+    __m256 acc = _mm256_setzero_ps();
+    for (long i = 0; i + 8 <= n; i += 8)
+        acc = _mm256_add_ps(acc, _mm256_loadu_ps(x + i));
+    float t[8];
+    _mm256_storeu_ps(t, acc);
+    return t[0] + t[7];
+}
+"""
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_code_above_the_isa_cap_is_tamper(workspace, target):
+    # An AVX2 function outside the harness's guards, run whatever the cap says:
+    # the instruction check of the built module refuses it at HARNESS_ISA=scalar.
+    path = f"targets/{target}/kernels.c"
+    workspace.write(path, workspace.file(path).read_text() + AVX2_SNEAK)
+    workspace.edit(kernels_py(target), 'CDEF = """\n', 'CDEF = """\nfloat sneaky_avx2(const float *x, long n);\n')
+    run = workspace.run(target, "--quick", env={"HARNESS_ISA": "scalar"})
+    assert_row(run, "tamper", 5)
+    assert "capped at scalar" in run.reason and "sneaky_avx2" in run.reason, run
+    run = workspace.run(target, "--quick")          # at the machine's own level it is allowed
+    assert run.code == 0, run
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_an_include_hidden_behind_a_macro_is_tamper(workspace, target):
+    path = f"targets/{target}/kernels.c"
+    text = workspace.file(path).read_text()
+    workspace.write(path, text.replace("#include <stdint.h>",
+                                       "#include <stdint.h>\n#define HDR <unistd.h>\n#include HDR", 1))
+    run = workspace.run(target, "--quick")
+    assert_row(run, "tamper", 5)
+    assert "unistd.h" in run.reason, run
+
+
+# ------------------------------------------------------------ a shared machine
+
+def _busy(n):
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+
+
+def test_first_trial_on_a_busy_machine_is_not_tamper(workspace):
+    """Other processes on every CPU, no best kernel yet: honest work is never flagged
+    (figures are the worker's own CPU time; waiting to run costs none)."""
+    hogs = _busy(os.cpu_count() or 2)
+    try:
+        run = workspace.run("pq_l2", "--quick")
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+    assert run.code == 0 and run.status == "discard", run
+
+
+def test_concurrent_trials_take_turns_on_the_cpus(workspace, tmp_path):
+    """Two trials in two checkouts at once: the second waits for the first's CPU pair
+    and names it; both complete."""
+    other = tmp_path / "ws2"
+    shutil.copytree(workspace.path, other)
+    env = dict(os.environ, HARNESS_CACHE_DIR=str(CACHE), HARNESS_LOCK_DIR=str(tmp_path / "locks"))
+    procs = [subprocess.Popen([sys.executable, "-m", "targets.pq_l2.run_experiment", "--quick",
+                               "--results-dir", str(ws / "test-results")], cwd=ws, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for ws in (workspace.path, other)]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    waited = [i for i, out in enumerate(outs) if "waiting for a free CPU pair" in out]
+    assert len(waited) == 1, outs
+    assert f"pid {procs[1 - waited[0]].pid}" in outs[waited[0]], outs
+
+
+def seed_best(ws, target, results=None):
+    """Record the workspace's current kernel as the baseline without a full trial
+    (what a baseline trial would leave), so a --quick trial has a best to time against."""
+    from harness_common import ledger
+    led = ledger.Ledger(results or ws.results, target)
+    sources = {n: ws.file(f"targets/{target}/{n}").read_bytes() for n in ledger.SOURCES}
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ws.path, capture_output=True,
+                            text=True, check=True).stdout.strip()
+    with led.locked():
+        kept = led.save_kept(sources, ledger.kernel_sha256(sources))
+        led.append({"timestamp": "2026-01-01T00:00:00+00:00", "commit": commit[:12],
+                    "status": "baseline", "kernel_sha256": ledger.kernel_sha256(sources),
+                    "mode": "full", "isa": isa.machine_level(), "sandbox": "on",
+                    "cpu": isa.cpu_model(), "description": "seeded by the test"})
+        led.point_best(kept)
+
+
+HISTORY_SENSITIVE = """
+
+_history = {"battery": 0}
+_plain_tables = PqKernel.distance_tables
+_plain_search = PqKernel.search
+
+
+def _tables(self, queries, out):
+    _history["battery"] += 1          # only the correctness battery calls distance_tables
+    _plain_tables(self, queries, out)
+
+
+def _search(self, queries, codes, k, out_ids, out_dists):
+    # A process that ran the battery searches twice as slowly: the worker's history,
+    # not the kernel, decides its speed (like heap offsets left by the battery).
+    for _ in range(2 if _history["battery"] else 1):
+        _plain_search(self, queries, codes, k, out_ids, out_dists)
+
+
+PqKernel.distance_tables = _tables
+PqKernel.search = _search
+"""
+
+
+def test_worker_history_does_not_bias_an_a_a_trial(workspace):
+    """The battery runs in a process of its own and every timing worker is fresh, so
+    a kernel whose speed depends on what its process did before reads the same in
+    both workers: candidate == best gives a ratio near 1 (it would read 2.0 if the
+    battery ran in the candidate's timing process)."""
+    path = kernels_py("pq_l2")
+    workspace.write(path, workspace.file(path).read_text() + HISTORY_SENSITIVE)
+    workspace.commit("history-sensitive kernel")
+    seed_best(workspace, "pq_l2")
+    run = workspace.run("pq_l2", "--quick")
+    assert run.code == 0, run
+    assert 0.8 < float(run.block["ratio_vs_best"]) < 1.25, run
+
+
+# ------------------------------------------------------------ re-anchoring a ledger
+
+def test_reanchor_after_a_harness_change_keeps_the_ledger(workspace):
+    seed_best(workspace, "pq_l2")
+    path = "harness_common/stats.py"
+    workspace.write(path, workspace.file(path).read_text() + "\n# a deliberate harness change\n")
+    workspace.commit("harness change")
+    run = workspace.run("pq_l2", "--quick")
+    assert_row(run, "tamper", 5)
+    assert "stats.py" in run.reason
+    why = "stats.py: a deliberate harness change"
+    run = workspace.run("pq_l2", "--reanchor", why)
+    assert run.code == 0 and run.status == "reanchor", run
+    rows = run.rows()
+    assert [r["status"] for r in rows] == ["baseline", "tamper", "reanchor"]
+    assert rows[-1]["anchor"] == why and rows[-1]["geomean_ns"], rows[-1]
+    run = workspace.run("pq_l2", "--quick")
+    assert run.code == 0 and run.status == "discard", run
+
+
+def test_a_best_kernel_that_fails_its_recheck_is_named_without_a_row(workspace):
+    wrap_timed_method(workspace, "pq_l2", "if len(queries) == 32 and len(codes) == 20000:\n"
+                                          "    out_ids[:, 0] = out_ids[:, 1]")
+    workspace.commit("a kernel wrong on timed calls")
+    seed_best(workspace, "pq_l2")                     # as if it had been kept earlier
+    workspace.run("pq_l2", "--quick")                 # its candidate copy fails; row written
+    workspace.file(kernels_py("pq_l2")).write_text(
+        subprocess.run(["git", "show", "HEAD~1:" + kernels_py("pq_l2")], cwd=workspace.path,
+                       capture_output=True, text=True, check=True).stdout)
+    run = workspace.run("pq_l2", "--quick")           # an honest candidate against that best
+    assert run.code == 1, run
+    assert "best kept kernel failed a re-check" in run.stderr, run
+    assert [r["status"] for r in run.rows()] == ["baseline", "fail"], run

@@ -20,7 +20,7 @@ def combos(seed):
 
 
 def faiss_runner(combo, faiss):
-    """callable(args, w) -> outputs, encoding with FAISS's ProductQuantizer."""
+    """callable(call) -> a timed callable encoding that call's rows with FAISS's ProductQuantizer."""
     dim, s = combo.init["dim"], combo.init["num_subspaces"]
     cb = combo.init["codebook"]
     dsub = dim // s
@@ -29,13 +29,13 @@ def faiss_runner(combo, faiss):
     faiss.copy_array_to_vector(np.ascontiguousarray(centroids, dtype=np.float32).ravel(),
                                pq.centroids)
 
-    def run(args, w):
-        return {"out": pq.compute_codes(args["rows"])}
+    def prepare(call):
+        return lambda: {"out": pq.compute_codes(call.args["rows"])}
 
-    return run
+    return prepare
 
 
-def roofline_ns(combo, fma_per_ns):
+def roofline_ns(combo, call, fma_per_ns):
     """Lower bound per row at the machine's fp32 peak: K x dim multiply-adds.
     (A kernel using lower-precision products with an exact re-check can beat it.)"""
     return len(combo.init["codebook"]) * combo.init["dim"] / fma_per_ns

@@ -7,7 +7,8 @@
  * never wins). The inner loop runs across a block's centroids: independent
  * sums the compiler keeps in registers without reassociating anything.
  * Entry points take the ISA level the harness allows; faster paths go in
- * HARNESS_TARGET_* functions.
+ * HARNESS_TARGET_* functions inside #if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_*
+ * (see harness_isa.h).
  */
 #include <immintrin.h>
 #include <math.h>
@@ -91,6 +92,8 @@ static void encode_portable(const float *packed, const float *norms, int dim, in
 }
 
 /* ------------------------------------------------------------ AVX2 */
+
+#if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AVX2
 
 /* Distances (|c|^2 - 2 x.c) of rows r and r+1 to one block of KB centroids:
  * the block's four vectors per column are loaded once for both rows, and the
@@ -178,6 +181,8 @@ HARNESS_TARGET_AVX2 static void encode_avx2(const float *packed, const float *no
     }
 }
 
+#endif /* HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AVX2 */
+
 /* ------------------------------------------------------------ AVX2 int8 + exact re-check
  *
  * A first pass over all centroids in 8-bit integers, then the exact fp32
@@ -246,6 +251,8 @@ void campq_prepare_i8(const float *codebook, int dim, int num_subspaces, int num
         }
     }
 }
+
+#if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AVX2
 
 /* S[k] = sum_j qx[j] qc_k[j] for the 32 centroids of groups g0..g0+3:
  * vpmaddubsw (u8 x s8 -> i16 pairs, at most 2*127*63 = 16002, so two of them
@@ -435,6 +442,8 @@ HARNESS_TARGET_AVX2 static void encode_i8(const struct i8book *bk, int dim, int 
     }
 }
 
+#endif /* HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AVX2 */
+
 /* ------------------------------------------------------------ dispatch */
 
 void campq_encode(const float *packed, const float *norms, int dim, int num_subspaces,
@@ -442,6 +451,7 @@ void campq_encode(const float *packed, const float *norms, int dim, int num_subs
                   const float *codebook, int wq, const int8_t *qpack, const float *scale,
                   const int32_t *tsum, const float *cnorm, const float *ecnorm)
 {
+#if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AVX2
     if (isa >= HARNESS_ISA_AVX2 && dim / num_subspaces + 1 <= 4096) {
         struct i8book bk = {qpack, scale, tsum, norms, cnorm, ecnorm, codebook, wq};
         encode_i8(&bk, dim, num_subspaces, num_centroids, rows, n, out);
@@ -451,5 +461,6 @@ void campq_encode(const float *packed, const float *norms, int dim, int num_subs
         encode_avx2(packed, norms, dim, num_subspaces, num_centroids, rows, n, out);
         return;
     }
+#endif
     encode_portable(packed, norms, dim, num_subspaces, num_centroids, rows, n, out);
 }

@@ -2,8 +2,9 @@
  *
  * Entry points take the ISA level the harness allows (enum harness_isa);
  * faster paths go in functions marked HARNESS_TARGET_AVX2 / _AVX512 / _AMX
- * and are chosen in the dispatch functions at the bottom. Every level must
- * give results within the harness tolerance; see program.md.
+ * and are chosen in the dispatch functions at the bottom, all inside
+ * #if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_* (see harness_isa.h). Every level
+ * must give results within the harness tolerance; see program.md.
  */
 #include <immintrin.h>
 #include <math.h>
@@ -71,6 +72,8 @@ static void scan_portable(const float *table, int num_sub_vectors, int num_centr
 }
 
 /* ------------------------------------------------------------ AVX2 */
+
+#if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AVX2
 
 #define QB 32  /* queries sharing one scan: two 64-byte lines (four ymm) of table entries per code byte */
 #define NV (QB / 8)
@@ -194,6 +197,8 @@ HARNESS_TARGET_AVX2 static void search_avx2(const float *codebook, int dim, int 
     }
 }
 
+#endif /* HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AVX2 */
+
 /* ------------------------------------------------------------ dispatch */
 
 void pq_distance_tables(const float *codebook, int dim, int num_sub_vectors, int num_centroids,
@@ -208,12 +213,14 @@ void pq_search(const float *codebook, int dim, int num_sub_vectors, int num_cent
                const float *queries, int nq, const uint8_t *codes, int n, int k,
                uint32_t *out_ids, float *out_dists, float *tables, int isa)
 {
+#if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AVX2
     if (isa >= HARNESS_ISA_AVX2) {
         float *t16 = (float *)(((uintptr_t)tables + 63) & ~(uintptr_t)63);   /* whole lines */
         search_avx2(codebook, dim, num_sub_vectors, num_centroids, queries, nq, codes, n, k,
                     out_ids, out_dists, t16);
         return;
     }
+#endif
     pq_distance_tables(codebook, dim, num_sub_vectors, num_centroids, queries, nq, tables, isa);
     for (int q = 0; q < nq; q++)
         scan_portable(tables + (long)q * num_sub_vectors * num_centroids, num_sub_vectors,

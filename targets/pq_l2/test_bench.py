@@ -22,15 +22,15 @@ from targets.pq_l2 import inputs, reference, run_experiment
 from targets.pq_l2.kernels import PqKernel
 
 SPEED = run_experiment.SPEED
-SHAPES = [tuple(s) for s in SPEED["shapes"]]
+CASES = [(nq, tuple(s)) for nq in SPEED["nq"] for s in SPEED["shapes"]]
 
 
-@pytest.fixture(scope="module", params=SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.fixture(scope="module", params=CASES, ids=lambda c: f"q{c[0]}/" + "x".join(map(str, c[1])))
 def combo(request):
-    shape = request.param
+    nq, shape = request.param
     pool = run_experiment._pool("clustered", shape)       # cached encoded codes
     ds = inputs.Dataset(SPEED["pool_seed"], shape[0], "clustered")
-    queries = inputs.queries(ds, inputs.rng_for(1, "bench", *shape), SPEED["nq"])
+    queries = inputs.queries(ds, inputs.rng_for(1, "bench", *shape), nq)
     kernel = PqKernel(*shape, pool["codebook"], isa.resolve(os.environ.get("HARNESS_ISA")))
     return shape, pool["codebook"], pool["codes0"], queries, kernel
 

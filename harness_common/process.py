@@ -1,11 +1,19 @@
-"""Supervisor-side handle on one worker process.
+"""The supervisor's handle on one worker process, and the only clock a verdict uses.
 
-Spawns `python -I` with a scrubbed environment, resource limits and its own
-session; talks to it over two pipes it created; reads its CPU clock and
-memory from the OS (never from the worker's word); turns every way a worker
-can die into a WorkerCrash that names the reason.
+A worker is started as `python -I` with a scrubbed environment, resource
+limits, its own session and its own shared-memory arena. It runs only while
+the supervisor waits on it: after every answer the supervisor stops it
+(SIGSTOP) and continues it (SIGCONT) just before the next command. So a
+worker can do nothing while another worker is measured, and every
+nanosecond of CPU it uses falls inside a span the supervisor accounts for.
+
+A kernel call's figure is the worker's CPU time across the window, read here
+from the kernel's scheduler accounting while the worker is stopped, never
+from anything the worker says. Every way a worker can die becomes a
+WorkerCrash that names the reason.
 """
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -14,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import sandbox, wire
+from .worker import FAILED, FRAME, GO, OK
 
 # Loads harness_common from the supervisor's own checkout by path: the worker
 # runs with -I, so nothing on PYTHONPATH, the cwd or a stray .pth can shadow it.
@@ -29,6 +38,9 @@ _BOOT = (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
+# Unprivileged users for workers: a fresh one each, from a range no account uses,
+# so no two workers (of this trial or of another) can signal or read each other.
+_UID_BASE, _UID_SPAN = 1_800_000_000, 100_000_000
 
 
 class WorkerCrash(RuntimeError):
@@ -40,23 +52,23 @@ class WorkerCrash(RuntimeError):
         self.policy = policy      # True when the death was a forbidden action
 
 
-@dataclass(frozen=True)
-class CallResult:
-    t_ns: int               # the worker's own measure of the call
-    cpu_ns: int | None      # the OS's CPU time for the worker across the call and its outputs
-    wall_ns: int            # the supervisor's wall clock across the same span
-    outputs: dict
-    inputs_modified: list
-    threads: int
-    oracle: str | None      # how kernel code reached for the oracle, if it did
-
-
 class KernelError(RuntimeError):
     """Kernel code raised, failed to import, or lacks the API; `kind` says which."""
 
     def __init__(self, kind, message):
         super().__init__(message)
         self.kind, self.message = kind, message
+
+
+class SandboxError(RuntimeError):
+    """The worker could not confine itself, so it ran no kernel code."""
+
+
+@dataclass(frozen=True)
+class Window:
+    """One measured span of a worker: its CPU time (the OS's) and the supervisor's wall time."""
+    cpu_ns: int
+    wall_ns: int
 
 
 def _proc_status(pid):
@@ -67,82 +79,115 @@ def _proc_status(pid):
         return {}
 
 
-class Worker:
-    def __init__(self, role, log_path, memory_mb, cpu_seconds):
-        self.role, self.log_path = role, Path(log_path)
+class WorkerProcess:
+    def __init__(self, role, log_path, arena, memory_mb, cpu_seconds):
+        self.role, self.log_path, self.arena = role, Path(log_path), arena
         cmd_r, self.cmd_w = os.pipe()
         self.reply_r, reply_w = os.pipe()
         self.log = open(self.log_path, "wb")
+        self.uid = _UID_BASE + secrets.randbelow(_UID_SPAN)
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-c", _BOOT, str(ROOT), str(cmd_r), str(reply_w)],
+            [sys.executable, "-I", "-c", _BOOT, str(ROOT), str(cmd_r), str(reply_w), str(arena.fd)],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
-            env=dict(sandbox.WORKER_ENV), pass_fds=(cmd_r, reply_w), close_fds=True,
+            env=dict(sandbox.WORKER_ENV), pass_fds=(cmd_r, reply_w, arena.fd), close_fds=True,
             start_new_session=True, preexec_fn=sandbox.limit_resources(memory_mb, cpu_seconds))
         os.close(cmd_r)
         os.close(reply_w)
         self.memory_mb = memory_mb
         self.peak_kb = 0
         self.exit_info = None
+        self.running = True
         self.phase = "startup"
         # Linux per-process CPU clock id (see clock_getcpuclockid(3)).
         self._cpu_clock = ((~self.proc.pid) << 3) | 2
 
+    # ------------------------------------------------------------ running and stopped
+
+    def _cont(self):
+        if not self.running:
+            os.kill(self.proc.pid, signal.SIGCONT)
+            self.running = True
+
+    def _stop(self):
+        """Stop the worker and wait until it is stopped (or has died)."""
+        if not self.running:
+            return
+        try:
+            os.kill(self.proc.pid, signal.SIGSTOP)
+            pid, status, usage = os.wait4(self.proc.pid, os.WUNTRACED)
+        except (ProcessLookupError, ChildProcessError):
+            raise self._death()
+        if not os.WIFSTOPPED(status):
+            self._record_exit(status, usage)
+            raise self._death()
+        self.running = False
+
+    def cpu_ns(self):
+        """The worker's CPU time so far, from the kernel's scheduler accounting."""
+        return time.clock_gettime_ns(self._cpu_clock)
+
     # ------------------------------------------------------------ talking
 
     def request(self, header, arrays=None, timeout=60.0, phase=None):
-        """Send one command and wait for its reply; raises WorkerCrash or KernelError."""
+        """One command; returns (reply, arrays, Window); raises WorkerCrash or KernelError."""
         if phase:
             self.phase = phase
+        c0, w0 = self.cpu_ns(), time.monotonic_ns()
+        self._cont()
         try:
+            os.write(self.cmd_w, FRAME)
             wire.send(self.cmd_w, header, arrays)
             reply, out = wire.recv(self.reply_r, timeout=timeout)
         except wire.WireTimeout:
             self.kill()
             raise WorkerCrash(f"timeout: no answer within {timeout:.0f} s during {self.phase}")
-        except (wire.WireError, BrokenPipeError, OSError):
+        except (wire.WireError, OSError):
             raise self._death()
+        w1 = time.monotonic_ns()
+        self._stop()
+        span = Window(self.cpu_ns() - c0, w1 - w0)
         self._sample_memory()
         if "error" in reply:
             if reply["error"] == "internal":
                 raise RuntimeError(f"worker harness error:\n{reply['message']}")
+            if reply["error"] == "sandbox":
+                raise SandboxError(reply["message"])
             raise KernelError(reply["error"], reply["message"])
-        return reply, out
+        return reply, out, span
 
-    def call(self, prep, arrays=None, verify=False, timeout=60.0):
-        """One kernel call: prepare, time it (CPU clock and wall clock read here), collect."""
-        self.request(prep, arrays, timeout=timeout)
+    def window(self, timeout):
+        """Run the prepared calls; returns their Window. The worker is stopped before and after."""
+        self._stop()
         c0, w0 = self.cpu_ns(), time.monotonic_ns()
+        self._cont()
         try:
-            os.write(self.cmd_w, b"g")
-            raw = wire.read_exact(self.reply_r, 8, time.monotonic() + timeout)
+            os.write(self.cmd_w, GO)
+            status = wire.read_exact(self.reply_r, 1, time.monotonic() + timeout)
         except wire.WireTimeout:
             self.kill()
             raise WorkerCrash(f"timeout: kernel call did not return within {timeout:.0f} s "
                               f"during {self.phase}")
         except (wire.WireError, OSError):
             raise self._death()
-        t_ns = int.from_bytes(raw, "little", signed=True)
-        try:
-            reply, outputs = wire.recv(self.reply_r, timeout=timeout)
-        except wire.WireTimeout:
-            self.kill()
-            raise WorkerCrash(f"timeout: no outputs within {timeout:.0f} s during {self.phase}")
-        except (wire.WireError, OSError):
-            raise self._death()
-        w1, c1 = time.monotonic_ns(), self.cpu_ns()
-        if t_ns < 0 or "error" in reply:      # the kernel raised
+        w1 = time.monotonic_ns()
+        self._stop()
+        span = Window(self.cpu_ns() - c0, w1 - w0)
+        if bytes(status) == FAILED:
+            try:
+                reply, _ = wire.recv(self.reply_r, timeout=timeout)
+            except (wire.WireError, OSError):
+                raise self._death()
             raise KernelError(reply.get("error", "kernel"), reply.get("message", "unknown error"))
-        reply, _ = self.request({"cmd": "finish", "verify": verify}, timeout=timeout)
-        cpu = None if c0 is None or c1 is None else c1 - c0
-        return CallResult(t_ns, cpu, w1 - w0, outputs, reply["inputs_modified"], reply["threads"],
-                          reply.get("oracle"))
+        if bytes(status) != OK:
+            raise RuntimeError(f"worker answered the go byte with {bytes(status)!r}")
+        return span
 
-    def cpu_ns(self):
-        """The worker's CPU time so far, from the kernel's scheduler accounting."""
+    def threads(self):
+        """Threads in the worker now (from /proc, not from the worker)."""
         try:
-            return time.clock_gettime_ns(self._cpu_clock)
+            return len(os.listdir(f"/proc/{self.proc.pid}/task"))
         except OSError:
-            return None
+            return 1
 
     def _sample_memory(self):
         hwm = _proc_status(self.proc.pid).get("VmHWM", "0 kB").split()[0]
@@ -150,17 +195,22 @@ class Worker:
 
     # ------------------------------------------------------------ ending
 
+    def _record_exit(self, status, usage):
+        self.proc.returncode = os.waitstatus_to_exitcode(status)
+        self.peak_kb = max(self.peak_kb, usage.ru_maxrss)
+        self.exit_info = (self.proc.returncode, usage)
+        self.running = False
+
     def _reap(self, block=True):
-        if self.exit_info is None:
+        while self.exit_info is None:
             try:
                 pid, status, usage = os.wait4(self.proc.pid, 0 if block else os.WNOHANG)
             except ChildProcessError:
                 return self.exit_info
             if pid == 0:
                 return None
-            self.proc.returncode = os.waitstatus_to_exitcode(status)
-            self.peak_kb = max(self.peak_kb, usage.ru_maxrss)
-            self.exit_info = (self.proc.returncode, usage)
+            if not os.WIFSTOPPED(status) and not os.WIFCONTINUED(status):
+                self._record_exit(status, usage)
         return self.exit_info
 
     def _death(self):
@@ -178,9 +228,9 @@ class Worker:
             if sig == signal.SIGSYS:
                 return WorkerCrash(
                     "forbidden system call" + where + ": kernel code tried to start a thread or "
-                    "process, write, create or remove a file, sleep, change a clock, limit or "
-                    "priority, arm a timer or signal handler, open a socket, or signal another "
-                    "process", policy=True)
+                    "process, reach another process, write, create or remove a file, sleep, change "
+                    "a clock, limit or priority, arm a timer or signal handler, or open a socket",
+                    policy=True)
             if sig == signal.SIGXCPU:
                 return WorkerCrash("CPU time limit exceeded" + where)
             name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else sig
@@ -207,6 +257,8 @@ class Worker:
         """Ask the worker to exit, reap it, and return its peak RSS in MB."""
         if self.exit_info is None:
             try:
+                self._cont()
+                os.write(self.cmd_w, FRAME)
                 wire.send(self.cmd_w, {"cmd": "bye"})
             except OSError:
                 pass

@@ -1,0 +1,122 @@
+"""Kernel calls as the supervisor lays them out: arguments and outputs in shared memory.
+
+Every worker maps one arena (a memfd the supervisor created). Before a call
+the supervisor writes the call's input content and output fills at fresh,
+random 64-byte-aligned offsets of it, so each call gets new addresses with no
+first-touch page faults; the worker only builds array views over those
+offsets. After the call the supervisor reads the outputs and verifies the
+inputs straight from the arena: the worker's word is needed for neither.
+
+This is the one call encoder: the battery and the timing both use it.
+"""
+import mmap
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+ALIGN = 64
+# Two fills per dtype kind: an output slot the kernel never writes keeps a
+# value that is wrong under at least one of them.
+_FILLS = {"f": (np.nan, -3.0e38), "u": (-1, -2), "i": (-1, 1 << 30)}
+
+
+def fill_value(dtype, which):
+    kind = np.dtype(dtype).kind
+    value = _FILLS[kind][which]
+    if kind == "u":
+        value = int(np.iinfo(dtype).max) + 1 + value
+    return value
+
+
+def _same_bytes(a, b):
+    """Bitwise equality (NaN payloads and signed zeros included)."""
+    return np.array_equal(a.reshape(-1).view(np.uint8),
+                          np.ascontiguousarray(b).reshape(-1).view(np.uint8))
+
+
+def _padded(nbytes):
+    return (nbytes + ALIGN - 1) // ALIGN * ALIGN
+
+
+@dataclass(frozen=True)
+class Call:
+    """One invocation: a method, its arguments (arrays or scalars) and its outputs."""
+    method: str
+    args: dict                     # name -> array or scalar
+    outputs: dict                  # name -> (dtype, shape)
+
+    def nbytes(self):
+        arrays = sum(_padded(a.nbytes) for a in self.args.values() if isinstance(a, np.ndarray))
+        outs = sum(_padded(int(np.prod(s, dtype=np.int64)) * np.dtype(d).itemsize)
+                   for d, s in self.outputs.values())
+        return arrays + outs + ALIGN * (len(self.args) + len(self.outputs))
+
+
+class Arena:
+    """The supervisor's side of one worker's shared memory."""
+
+    def __init__(self, size):
+        self.size = _padded(max(size, 1 << 20))
+        self.fd = os.memfd_create("harness-arena", 0)
+        os.ftruncate(self.fd, self.size)
+        self.map = mmap.mmap(self.fd, self.size)
+        self.bytes = np.frombuffer(self.map, np.uint8)
+        self.bytes[::4096] = 1                  # allocate every page now, not inside a call
+
+    def view(self, offset, dtype, shape):
+        n = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        return self.bytes[offset:offset + n].view(dtype).reshape(shape)
+
+    def close(self):
+        self.bytes = None
+        try:
+            self.map.close()
+        except BufferError:               # a caller still holds a view; the fd goes anyway
+            pass
+        os.close(self.fd)
+
+
+class Placed:
+    """A batch of calls written into an arena: what the worker needs, and the checks after."""
+
+    def __init__(self, arena, calls, which, rng):
+        """Write `calls` at one random place; outputs get fill number `which` (0 or 1)."""
+        self.arena, self.calls = arena, calls
+        total = sum(c.nbytes() for c in calls)
+        if total > arena.size:
+            raise ValueError(f"a sample of {len(calls)} call(s) needs {total} bytes, more than "
+                             f"the arena's {arena.size}")
+        off = int(rng.integers(0, (arena.size - total) // ALIGN + 1)) * ALIGN
+        self.specs, self.inputs, self.outputs = [], [], []
+        for call in calls:
+            args, outs, ins, got = {}, {}, {}, {}
+            for name, val in call.args.items():
+                if not isinstance(val, np.ndarray):
+                    args[name] = {"value": val.item() if isinstance(val, np.generic) else val}
+                    continue
+                off += int(rng.integers(0, 2)) * ALIGN         # vary the spacing too
+                view = arena.view(off, val.dtype, val.shape)
+                view[...] = val
+                args[name] = {"offset": off, "dtype": val.dtype.name, "shape": list(val.shape)}
+                ins[name] = (view, val)
+                off += _padded(val.nbytes)
+            for name, (dtype, shape) in call.outputs.items():
+                off += int(rng.integers(0, 2)) * ALIGN
+                view = arena.view(off, dtype, shape)
+                view.fill(fill_value(dtype, which))
+                outs[name] = {"offset": off, "dtype": np.dtype(dtype).name, "shape": list(shape)}
+                got[name] = view
+                off += _padded(view.nbytes)
+            self.specs.append({"method": call.method, "args": args, "outputs": outs})
+            self.inputs.append(ins)
+            self.outputs.append(got)
+
+    def modified_inputs(self):
+        """Names of inputs whose bytes changed during the calls, per call."""
+        return [[n for n, (view, val) in ins.items() if not _same_bytes(view, val)]
+                for ins in self.inputs]
+
+    def results(self):
+        """Copies of every call's outputs (the arena is reused by the next sample)."""
+        return [{n: v.copy() for n, v in outs.items()} for outs in self.outputs]
