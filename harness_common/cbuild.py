@@ -11,9 +11,7 @@ source, cdef, flags, harness header, compiler, Python and cffi versions), so
 a stale build can never load: a changed input is a different file.
 """
 import ast
-import contextlib
 import hashlib
-import io
 import importlib.machinery
 import importlib.util
 import os
@@ -25,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 import cffi
+from cffi import recompiler
 import numpy as np
 
 INCLUDE_DIR = Path(__file__).resolve().parent / "include"
@@ -147,10 +146,11 @@ def _compile(c_path, source, cdef, flags, name, out_path):
             ffi.cdef(cdef)
         except cffi.CDefError as exc:
             raise BuildError(f"{c_path.with_suffix('.py').name}: CDEF does not parse: {exc}")
-        ffi.set_source(name, "#include <stddef.h>\n#include <stdint.h>\n" + cdef)
         wrapper = build / f"{name}.c"
-        with contextlib.redirect_stdout(io.StringIO()):   # cffi announces the file
-            ffi.emit_c_code(str(wrapper))
+        # make_c_source, not emit_c_code: the latter prints, and builds run in threads
+        # (redirecting stdout there is process-wide and would swallow the trial's output).
+        recompiler.make_c_source(ffi, name, "#include <stddef.h>\n#include <stdint.h>\n" + cdef,
+                                 str(wrapper), verbose=False)
         cc, inc = _compiler(), ["-I", str(INCLUDE_DIR), "-I", str(build)]
         _run([cc, "-c", *flags, *inc, str(build / c_path.name), "-o", str(build / "kernel.o")],
              c_path, build)

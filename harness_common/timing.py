@@ -100,9 +100,8 @@ class Timer:
         placed = Placed(w.arena, calls, which, self.secret)
         _, _, prep = w.request({"cmd": "prep", "kernel": host.label, "combo": ci,
                                 "calls": placed.specs}, timeout=self.timeout)
-        self.audit.prep(combo.name, host, _views(calls), prep)
         span = w.window(self.timeout)
-        self.audit.window(combo.name, host, span, w.threads())
+        self.audit.sample(combo.name, host, _views(calls), prep, span, w.threads())
         small = sum(c.nbytes() for c in calls) <= VERIFY_BYTES * len(calls)
         if small or self.secret.random() < VERIFY_FRACTION:
             for names in placed.modified_inputs():

@@ -398,7 +398,8 @@ class Trial:
         with self.ledger.locked(wait=False):
             try:
                 self.prepare()
-                self.claim = cpus.claim(self.cfg.name, self.args.cpu_wait, self.say)
+                self.affinity = os.sched_getaffinity(0)
+                self.claim = cpus.claim(self.cfg.name, self.args.cpu_wait, self.say, self.affinity)
                 self.s.cpu = self.claim.timing
                 os.sched_setaffinity(0, {self.claim.supervisor})   # never on the timing CPU
                 self.build()
@@ -453,6 +454,7 @@ class Trial:
         finally:
             if self.claim is not None:
                 self.claim.release()
+                os.sched_setaffinity(0, self.affinity)
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 

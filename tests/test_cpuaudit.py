@@ -15,6 +15,10 @@ VIEWS = 4
 YARDSTICK = PREP_COST[0] + PREP_COST[1] * VIEWS      # 48 us
 
 
+SMALL_WINDOW = Window(1_000_000, 1_000_000)   # a 1 ms sample: its share of slack is small
+NO_PREP = Window(0, 0)
+
+
 def _host(label="candidate", cost=PREP_COST):
     return Host(label, None, prep_cost=cost)
 
@@ -26,7 +30,7 @@ def _honest(rng, n):
 
 def _feed(audit, where, host, spans):
     for cpu in spans:
-        audit.prep(where, host, VIEWS, Window(int(cpu), int(cpu) + 5_000))
+        audit.sample(where, host, VIEWS, Window(int(cpu), int(cpu) + 5_000), SMALL_WINDOW, 1)
 
 
 def test_expected_prep_is_the_hosts_linear_cost():
@@ -121,26 +125,36 @@ def test_the_yardstick_is_the_candidates_own_workers():
 def test_cpu_within_wall_passes():
     audit = CpuAudit()
     for label in ("candidate", "best"):
-        audit.window("c", _host(label), Window(cpu_ns=1_020_000, wall_ns=1_000_000), threads=1)
-        audit.window("c", _host(label), Window(cpu_ns=900_000, wall_ns=5_000_000), threads=1)
+        audit.sample("c", _host(label), VIEWS, NO_PREP, Window(cpu_ns=1_020_000, wall_ns=1_000_000), threads=1)
+        audit.sample("c", _host(label), VIEWS, NO_PREP, Window(cpu_ns=900_000, wall_ns=5_000_000), threads=1)
     assert audit.problems() == []
 
 
 @pytest.mark.parametrize("label", ["candidate", "best"])
 def test_cpu_above_wall_is_flagged(label):
     audit = CpuAudit()
-    audit.window("clustered/128", _host(label), Window(cpu_ns=1_000_000, wall_ns=1_000_000), 1)
-    audit.window("uniform/4096", _host(label), Window(cpu_ns=3_800_000, wall_ns=2_000_000), 1)
-    audit.window("skewed/32", _host(label), Window(cpu_ns=2_500_000, wall_ns=1_000_000), 1)
+    audit.sample("clustered/128", _host(label), VIEWS, NO_PREP, Window(cpu_ns=1_000_000, wall_ns=1_000_000), 1)
+    audit.sample("uniform/4096", _host(label), VIEWS, NO_PREP, Window(cpu_ns=3_800_000, wall_ns=2_000_000), 1)
+    audit.sample("skewed/32", _host(label), VIEWS, NO_PREP, Window(cpu_ns=2_500_000, wall_ns=1_000_000), 1)
     (msg,) = audit.problems()
-    assert "more CPU time than wall time (2 samples, first in uniform/4096" in msg
+    assert "more CPU time than wall time in 2 combo(s), first uniform/4096" in msg
     assert f"({label})" in msg and "more than one CPU" in msg
+
+
+def test_a_stop_charged_past_the_wall_clock_is_not_flagged():
+    """Under load the stop after a window is charged to the worker after the
+    supervisor's clock stopped (up to 0.1 ms measured, sometimes more once): honest."""
+    audit = CpuAudit()
+    for i in range(20):
+        tail = 400_000 if i % 7 == 0 else 100_000
+        audit.sample("q32/uniform/256", _host(), VIEWS, NO_PREP, Window(1_500_000 + tail, 1_500_000), 1)
+    assert audit.problems() == []
 
 
 def test_extra_threads_are_flagged():
     audit = CpuAudit()
-    audit.window("clustered/128", _host(), Window(1_000_000, 1_000_000), threads=1)
-    audit.window("uniform/4096", _host(), Window(1_000_000, 1_000_000), threads=3)
+    audit.sample("clustered/128", _host(), VIEWS, NO_PREP, Window(1_000_000, 1_000_000), threads=1)
+    audit.sample("uniform/4096", _host(), VIEWS, NO_PREP, Window(1_000_000, 1_000_000), threads=3)
     (msg,) = audit.problems()
     assert msg == ("the kernel left threads running after a call in uniform/4096 (candidate): "
                    "2 extra thread(s)")
@@ -149,8 +163,22 @@ def test_extra_threads_are_flagged():
 def test_all_problems_are_reported_together():
     audit = CpuAudit()
     host = _host()
-    audit.window("a", host, Window(5_000_000, 1_000_000), threads=2)
+    audit.sample("b", host, VIEWS, NO_PREP, Window(5_000_000, 1_000_000), threads=2)
     _feed(audit, "a", host, np.full(10, 1_000_000))
     problems = audit.problems()
     assert len(problems) == 3
     assert "threads" in problems[0] and "wall time" in problems[1] and "outside" in problems[2]
+
+
+def test_prep_after_a_long_call_gets_a_share_of_it():
+    """After a 37 ms call that streamed its inputs, the harness's own prep runs cold;
+    a few percent of the sample is allowed, a tenth of it is not."""
+    for extra, flagged in ((0.02, False), (0.10, True)):
+        audit = CpuAudit()
+        host = _host()
+        call = 37_000_000
+        for _ in range(20):
+            prep = host.expected_prep_ns(VIEWS) + extra * call
+            audit.sample("gaussian/4096", host, VIEWS, Window(int(prep), int(prep)),
+                         Window(call, call), 1)
+        assert bool(audit.problems()) == flagged, extra
