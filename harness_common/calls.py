@@ -29,6 +29,20 @@ def fill_value(dtype, which):
     return value
 
 
+def _offsets(base, calls, rng):
+    """Where each array argument and output of `calls` goes, from `base` on, in order,
+    with a random extra gap of 0 or 64 bytes before each (the spacing varies too)."""
+    out, off = [], base
+    for call in calls:
+        sizes = [a.nbytes for a in call.args.values() if isinstance(a, np.ndarray)]
+        sizes += [int(np.prod(s, dtype=np.int64)) * np.dtype(d).itemsize for d, s in call.outputs.values()]
+        for n in sizes:
+            off += int(rng.integers(0, 2)) * ALIGN
+            out.append(off)
+            off += _padded(n)
+    return out
+
+
 def _same_bytes(a, b):
     """Bitwise equality (NaN payloads and signed zeros included)."""
     return np.array_equal(a.reshape(-1).view(np.uint8),
@@ -63,6 +77,7 @@ class Arena:
         self.map = mmap.mmap(self.fd, self.size)
         self.bytes = np.frombuffer(self.map, np.uint8)
         self.bytes[::4096] = 1                  # allocate every page now, not inside a call
+        self.used = set()                       # every buffer offset handed out so far
 
     def view(self, offset, dtype, shape):
         n = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
@@ -87,7 +102,16 @@ class Placed:
         if total > arena.size:
             raise ValueError(f"a sample of {len(calls)} call(s) needs {total} bytes, more than "
                              f"the arena's {arena.size}")
-        off = int(rng.integers(0, (arena.size - total) // ALIGN + 1)) * ALIGN
+        # A buffer never starts where any earlier one did in this arena: an address
+        # seen twice could key a cache (the content differs, so it would only ever
+        # return a stale answer, but the rule is simpler to state than to excuse).
+        for _ in range(1000):
+            off = int(rng.integers(0, (arena.size - total) // ALIGN + 1)) * ALIGN
+            offsets = _offsets(off, calls, rng)
+            if arena.used.isdisjoint(offsets):
+                break
+        arena.used.update(offsets)
+        offsets = iter(offsets)
         self.specs, self.inputs, self.outputs = [], [], []
         for call in calls:
             args, outs, ins, got = {}, {}, {}, {}
@@ -95,19 +119,17 @@ class Placed:
                 if not isinstance(val, np.ndarray):
                     args[name] = {"value": val.item() if isinstance(val, np.generic) else val}
                     continue
-                off += int(rng.integers(0, 2)) * ALIGN         # vary the spacing too
+                off = next(offsets)
                 view = arena.view(off, val.dtype, val.shape)
                 view[...] = val
                 args[name] = {"offset": off, "dtype": val.dtype.name, "shape": list(val.shape)}
                 ins[name] = (view, val)
-                off += _padded(val.nbytes)
             for name, (dtype, shape) in call.outputs.items():
-                off += int(rng.integers(0, 2)) * ALIGN
+                off = next(offsets)
                 view = arena.view(off, dtype, shape)
                 view.fill(fill_value(dtype, which))
                 outs[name] = {"offset": off, "dtype": np.dtype(dtype).name, "shape": list(shape)}
                 got[name] = view
-                off += _padded(view.nbytes)
             self.specs.append({"method": call.method, "args": args, "outputs": outs})
             self.inputs.append(ins)
             self.outputs.append(got)

@@ -170,14 +170,14 @@ class WorkerProcess:
         except (wire.WireError, OSError):
             raise self._death()
         w1 = time.monotonic_ns()
-        self._stop()
-        span = Window(self.cpu_ns() - c0, w1 - w0)
-        if bytes(status) == FAILED:
+        if bytes(status) == FAILED:                 # the kernel raised: its story follows
             try:
                 reply, _ = wire.recv(self.reply_r, timeout=timeout)
             except (wire.WireError, OSError):
                 raise self._death()
             raise KernelError(reply.get("error", "kernel"), reply.get("message", "unknown error"))
+        self._stop()
+        span = Window(self.cpu_ns() - c0, w1 - w0)
         if bytes(status) != OK:
             raise RuntimeError(f"worker answered the go byte with {bytes(status)!r}")
         return span

@@ -130,6 +130,11 @@ def _drop_privileges(uid):
             os.setresuid(uid, uid, uid)
         except OSError as exc:
             problems.append(f"cannot drop root for uid {uid}: {exc.strerror}")
+    # A change of credentials clears the parent-death signal: arm it again, so a
+    # worker never outlives its supervisor (stopped workers would wait forever).
+    ctypes.CDLL(None).prctl(1, 9, 0, 0, 0)                       # PR_SET_PDEATHSIG, SIGKILL
+    if os.getppid() != _SUPERVISOR:
+        os._exit(1)                                              # the supervisor is gone already
     if os.geteuid() == 0:
         problems.append("the worker still runs as root")
     caps = _status_field("CapEff")
@@ -152,6 +157,7 @@ def _status_field(name):
 
 
 _BLOCKER = None
+_SUPERVISOR = os.getppid()      # in a worker: the process that started it (read at import)
 
 
 def confine(uid, blocked, project_root):

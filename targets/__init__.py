@@ -21,7 +21,13 @@ _BOOT = ("import runpy, sys\n"
          "root, module = sys.argv[1], sys.argv[2]\n"
          "del sys.argv[1:3]\n"
          "sys.path.append(root)\n"
-         "runpy.run_module(module, run_name='__main__', alter_sys=True)\n")
+         "try:\n"
+         "    runpy.run_module(module, run_name='__main__', alter_sys=True)\n"
+         "except Exception as exc:\n"      # a broken target.toml fails at import: one line, exit 1
+         "    if type(exc).__name__ != 'ConfigError':\n"
+         "        raise\n"
+         "    print(f'error: {exc}', file=sys.stderr)\n"
+         "    sys.exit(1)\n")
 
 
 def _clean_start():

@@ -118,9 +118,20 @@ def test_refilling_the_same_place_overwrites_a_previous_result(arena):
     call = Call("f", {}, {"y": ("float32", (64,))})
     p1 = Placed(arena, [call], 0, np.random.default_rng(8))
     p1.outputs[0]["y"][:] = 42.0                             # "the kernel wrote this"
+    arena.used.clear()                                       # let the place come back
     p2 = Placed(arena, [call], 1, np.random.default_rng(8))   # same seed: same offset
     assert p2.specs == p1.specs
     assert np.all(p2.outputs[0]["y"] == np.float32(-3.0e38))
+
+
+def test_no_buffer_address_repeats_within_an_arena(arena):
+    call = Call("f", {"x": np.zeros(16, np.float32)}, {"y": ("float32", (16,))})
+    rng = np.random.default_rng(3)
+    seen = []
+    for _ in range(2000):
+        spec = Placed(arena, [call], 0, rng).specs[0]
+        seen += [spec["args"]["x"]["offset"], spec["outputs"]["y"]["offset"]]
+    assert len(seen) == len(set(seen))
 
 
 # ------------------------------------------------------------ modified inputs

@@ -258,6 +258,19 @@ def test_baseline_then_unchanged_trial_against_it(workspace):
         assert (workspace.results / "best").resolve() == best
 
 
+def _processes_under(path):
+    """Pids whose command line names `path` (a trial's workers carry its root)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if str(path).encode() in f.read():
+                    found.append(int(pid))
+        except (OSError, ValueError):
+            pass
+    return found
+
+
 def test_killed_supervisor_leaves_ledger_and_best_intact(workspace):
     first = workspace.run("pq_l2", "--quick")
     assert first.code == 0, first
@@ -274,6 +287,10 @@ def test_killed_supervisor_leaves_ledger_and_best_intact(workspace):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert ledger.read_bytes() == before      # no half row
+    deadline = time.monotonic() + 10          # and no worker outlives its supervisor
+    while _processes_under(workspace.path) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _processes_under(workspace.path) == []
     after = workspace.run("pq_l2", "--quick")
     assert after.code == 0, after
     assert len(after.rows()) == 2
@@ -289,6 +306,15 @@ def test_uncommitted_target_file_before_a_baseline_is_a_setup_mistake(workspace,
     assert run.code == 1, run
     assert "reference.py" in run.stderr and "commit them first" in run.stderr, run
     assert run.rows() == []
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_a_broken_target_toml_is_one_line_and_exit_1(workspace, target):
+    workspace.write(f"targets/{target}/target.toml", "name = [\n")
+    run = workspace.run(target, "--quick")
+    assert run.code == 1, run
+    assert run.stderr.startswith("error: ") and "target.toml" in run.stderr, run
+    assert "Traceback" not in run.stderr, run
 
 
 def test_outside_a_git_checkout_is_a_setup_mistake(workspace):
