@@ -132,6 +132,7 @@ class State:
     kernels: dict = field(default_factory=dict)     # label -> what a worker needs to load it
     build_seconds: float | None = None
     inputs_seconds: float = 0.0
+    waited: float = 0.0                             # for another trial's CPU pair
     cases: list = field(default_factory=list)
     combos: list = field(default_factory=list)
     peak_mb: float | None = None
@@ -341,7 +342,7 @@ class Trial:
     def verdict(self, runs):
         s = self.s
         fig = verdict.figures(runs, np.random.default_rng([s.seed, 11]), [c.mode for c in s.combos])
-        elapsed = time.monotonic() - self.started - s.inputs_seconds
+        elapsed = time.monotonic() - self.started - s.inputs_seconds - s.waited
         status, reasons = verdict.decide(fig, self.cfg.budget, s.peak_mb, elapsed, self.args.quick)
         if self.args.reanchor is not None:
             status, reasons = "reanchor", []
@@ -399,7 +400,9 @@ class Trial:
             try:
                 self.prepare()
                 self.affinity = os.sched_getaffinity(0)
+                t = time.monotonic()
                 self.claim = cpus.claim(self.cfg.name, self.args.cpu_wait, self.say, self.affinity)
+                self.s.waited = time.monotonic() - t       # another trial's time, not this one's
                 self.s.cpu = self.claim.timing
                 os.sched_setaffinity(0, {self.claim.supervisor})   # never on the timing CPU
                 self.build()

@@ -204,9 +204,10 @@ def test_crashes_and_hangs_are_crash_rows(workspace, target, how, expect):
 # ------------------------------------------------------------ exit 5
 
 @pytest.mark.parametrize("target", TARGETS)
-@pytest.mark.parametrize("rel", ["reference.py", "target.toml", "run_experiment.py",
+@pytest.mark.parametrize("rel", ["reference.py", "target.toml", "run_experiment.py", "compare.py",
                                  "../../harness_common/stats.py"])
 def test_edited_immutable_file_is_tamper(workspace, target, rel):
+    seed_best(workspace, target)                  # a ledger anchored to the committed files
     path = f"targets/{target}/{rel}"
     workspace.write(path, workspace.file(path).read_text() + "\n# edited\n")
     run = workspace.run(target, "--quick")
