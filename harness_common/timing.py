@@ -152,8 +152,11 @@ class Timer:
     def _plan_rounds(self, ci, round_s):
         """Rounds per block for a combo, from its warm-up round's wall time (the
         supervisor's writes and re-checks included) and the time left."""
-        left = self.budget_s - (time.monotonic() - self.started)
-        total = left / (len(self.combos) - ci) / (round_s * 1.2)
+        # The later pairs' start-up and their warm-up round per combo come out of the
+        # same budget, so they are reserved before the rounds are shared out.
+        later = self.blocks - 1
+        left = self.budget_s - (time.monotonic() - self.started) - later * self.pair_start_s
+        total = left / (len(self.combos) - ci) / (round_s * 1.5) - later
         total = int(np.clip(total, self.min_rounds, self.max_rounds))
         total -= int(self.secret.integers(0, 3))        # not predictable from the seed
         per_block = max(2, total // self.blocks)
@@ -161,7 +164,10 @@ class Timer:
 
     def _block(self, b, record):
         self.progress(f"  worker pair {b + 1} of {self.blocks}")
+        t = time.monotonic()
         pair = [self.factory.start(label) for label in self.labels]
+        if b == 0:
+            self.pair_start_s = time.monotonic() - t
         scalar = self.factory.start("scalar") if self.have_scalar and b == 0 else None
         started = pair + ([scalar] if scalar else [])
         self.sandbox = "on" if all(h.sandbox == "on" for h in started) else started[0].sandbox
