@@ -84,12 +84,15 @@ class Arena:
         return self.bytes[offset:offset + n].view(dtype).reshape(shape)
 
     def close(self):
+        if self.fd is None:
+            return
         self.bytes = None
         try:
             self.map.close()
         except BufferError:               # a caller still holds a view; the fd goes anyway
             pass
         os.close(self.fd)
+        self.fd = None
 
 
 class Placed:

@@ -120,7 +120,7 @@ def _filter_program(pid):
     return prog
 
 
-def _drop_privileges(uid):
+def _drop_privileges(uid, supervisor=None):
     """Become `uid` (when started as root) with no capabilities; returns problems."""
     problems = []
     if os.geteuid() == 0 and uid is not None:
@@ -133,7 +133,7 @@ def _drop_privileges(uid):
     # A change of credentials clears the parent-death signal: arm it again, so a
     # worker never outlives its supervisor (stopped workers would wait forever).
     ctypes.CDLL(None).prctl(1, 9, 0, 0, 0)                       # PR_SET_PDEATHSIG, SIGKILL
-    if os.getppid() != _SUPERVISOR:
+    if supervisor is not None and os.getppid() != supervisor:
         os._exit(1)                                              # the supervisor is gone already
     if os.geteuid() == 0:
         problems.append("the worker still runs as root")
@@ -157,15 +157,15 @@ def _status_field(name):
 
 
 _BLOCKER = None
-_SUPERVISOR = os.getppid()      # in a worker: the process that started it (read at import)
 
 
-def confine(uid, blocked, project_root):
-    """The whole confinement, in order; returns what could not be put in place."""
+def confine(uid, blocked, project_root, supervisor=None):
+    """The whole confinement, in order; returns what could not be put in place.
+    `supervisor`: the pid that started this worker (it must still be the parent)."""
     global _BLOCKER
     if sys.platform != "linux":
         return [f"no process confinement on {sys.platform}"]
-    problems = _drop_privileges(uid)
+    problems = _drop_privileges(uid, supervisor)
     _BLOCKER = block_imports(blocked, project_root)
     reason = install_seccomp()
     if reason:

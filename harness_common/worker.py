@@ -56,6 +56,7 @@ class Worker:
         self.objects = {}        # (kernel, combo) -> instance
         self.pending = []        # the prepared calls: (bound method, kwargs)
         self.blocker = None
+        self.supervisor = os.getppid()
 
     def reply(self, header, arrays=None):
         wire.send(self.reply_fd, header, arrays)
@@ -81,7 +82,7 @@ class Worker:
         for mod in _PRELOAD:
             __import__(mod)
         sys.dont_write_bytecode = True          # nothing to write: the filter forbids it
-        problems = sandbox.confine(msg["uid"], msg["blocked"], msg["root"])
+        problems = sandbox.confine(msg["uid"], msg["blocked"], msg["root"], self.supervisor)
         if problems and msg["require_sandbox"]:
             self.sources.clear()               # nothing left to load: no kernel code runs here
             cbuild.use_prebuilt({})

@@ -197,10 +197,7 @@ def test_a_worker_that_cannot_confine_itself_fails_closed(kernel, tmp_path, monk
     (w,) = started
     assert w.exit_info is not None and w.proc.returncode == -signal.SIGKILL, "killed and reaped"
     assert MARKER not in w.log_path.read_text(), "the kernel module was never imported"
-    w.arena.close()
-    w.log.close()
-    for fd in (w.cmd_w, w.reply_r):
-        os.close(fd)
+    assert w.log.closed and w.arena.fd is None, "the failed worker's files were released"
 
 
 def test_the_same_failure_without_require_sandbox_runs_and_says_so(kernel, tmp_path, monkeypatch):
@@ -310,7 +307,7 @@ def test_worker_setup_replies_sandbox_error_and_loads_no_kernel(kernel):
         got = header["result"]
         assert got["rc"] == 0
         assert got["loaded"] == [] and got["classes"] == [], "no kernel module was imported"
-        assert got["prebuilt"] == [kernel["py"]], "only the built module's fd was opened"
+        assert got["prebuilt"] == [], "the refused worker keeps nothing it could load"
     finally:
         for fd in (r, cmd_w, rep_r):
             os.close(fd)
