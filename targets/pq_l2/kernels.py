@@ -19,7 +19,6 @@ ffi, lib = load_kernel_lib(__file__, CDEF)
 ISA_LEVELS = {"scalar": 0, "avx2": 1, "avx512": 2, "amx": 3}
 
 
-
 class PqKernel:
     def __init__(self, dim, num_sub_vectors, num_centroids, codebook, isa):
         if num_sub_vectors <= 0 or dim % num_sub_vectors:
@@ -46,7 +45,6 @@ class PqKernel:
         c = pointer(ffi, codes, "uint8", (None, self.m), "codes")
         ids = pointer(ffi, out_ids, "uint32", (nq, k), "out_ids")
         dists = pointer(ffi, out_dists, "float32", (nq, k), "out_dists")
-        tables = np.empty(max(nq, 32) * self.m * self.k + 32 * self.dim + 32 * 1024 + 16,
-                          np.float32)
+        tables = np.empty((nq, self.m, self.k), np.float32)
         lib.pq_search(self._cb, self.dim, self.m, self.k, q, nq, c, n, k, ids, dists,
                       pointer(ffi, tables, "float32", tables.shape, "tables"), self.isa)
