@@ -7,14 +7,22 @@ Usage (from a target's kernels.py):
     ffi, lib = load_kernel_lib(__file__, CDEF)     # builds kernels.c next to it
 
 The compiled module's name hashes everything that changes the build (C
-source, cdef, flags, harness header, compiler, Python and cffi versions), so
-a stale build can never load: a changed input is a different file.
+source, cdef, flags, harness headers, compiler, Python, cffi and SIMDe
+versions), so a stale build can never load: a changed input is a different
+file.
+
+A level the CPU lacks is built emulated (flags_for): the same source,
+compiled for the CPU's own level with -DHARNESS_ISA_NATIVE_MAX, the
+higher level's intrinsics coming from SIMDe (the simde-py package) and the
+harness's headers. Native or emulated is part of the flags, so of the name.
 """
 import ast
 import hashlib
+import importlib.metadata
 import importlib.machinery
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,6 +33,8 @@ from pathlib import Path
 import cffi
 from cffi import recompiler
 import numpy as np
+
+from . import isa
 
 INCLUDE_DIR = Path(__file__).resolve().parent / "include"
 ISA_LEVELS = ("scalar", "avx2", "avx512", "amx")       # = isa.LEVELS, the -DHARNESS_ISA_MAX values
@@ -88,20 +98,60 @@ def compiler_id():
     return _COMPILER_ID
 
 
-def flags_for(vectorize, isa_level):
-    """Compiler flags for a build capped at `isa_level` (code above it is compiled out)."""
+def simde_include():
+    """SIMDe's header directory (from the simde-py package), for emulated builds."""
+    try:
+        import simde_py
+    except ImportError:
+        raise BuildError("building a level this CPU lacks needs SIMDe headers: "
+                         "pip install simde-py (or pip install -e .)") from None
+    return simde_py.get_include()
+
+
+def _simde_version():
+    try:
+        return importlib.metadata.version("simde-py")
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+
+
+def flags_for(vectorize, isa_level, emulate=None):
+    """Compiler flags for a build capped at `isa_level` (code above it is compiled out).
+
+    Above this CPU's level (`emulate` None: decided from the CPU) the build
+    is emulated: compiled for the CPU's level, the rest from SIMDe and the
+    harness's emulation headers (harness_isa.h)."""
     base = KERNEL_FLAGS if vectorize else SCALAR_FLAGS
-    return base + (f"-DHARNESS_ISA_MAX={ISA_LEVELS.index(isa_level)}",)
+    if emulate is None:
+        emulate = isa.emulated(isa_level)
+    emu = ()
+    if emulate and isa_level != "scalar":
+        native = isa.native_level(isa_level)
+        if native == isa_level:          # forced on a CPU that has the level: one below
+            native = ISA_LEVELS[ISA_LEVELS.index(isa_level) - 1]
+        # -Wno-psabi: 64-byte vectors without AVX-512 draw an ABI note per function.
+        emu = ("-Wno-psabi", f"-I{simde_include()}",
+               f"-DHARNESS_ISA_NATIVE_MAX={ISA_LEVELS.index(native)}")
+    return base + emu + (f"-DHARNESS_ISA_MAX={ISA_LEVELS.index(isa_level)}",)
+
+
+def emulated_flags(flags):
+    """The CPU level an emulated build's flags compile for, or None for a native build."""
+    for f in flags:
+        if f.startswith("-DHARNESS_ISA_NATIVE_MAX="):
+            return ISA_LEVELS[int(f.split("=", 1)[1])]
+    return None
 
 
 def module_name(source, cdef, flags):
     """The content hash that names a build: any input change gives a new name."""
     h = hashlib.sha256()
-    header = (INCLUDE_DIR / "harness_isa.h").read_bytes()
-    for part in (source, cdef.encode(), " ".join(flags).encode(), header,
+    headers = b"".join(p.name.encode() + b"\0" + p.read_bytes()
+                       for p in sorted(INCLUDE_DIR.glob("*.h")))
+    for part in (source, cdef.encode(), " ".join(flags).encode(), headers,
                  compiler_id().encode(), sys.version.encode(),
                  (sysconfig.get_config_var("EXT_SUFFIX") or "").encode(),
-                 cffi.__version__.encode()):
+                 cffi.__version__.encode(), _simde_version().encode()):
         h.update(len(part).to_bytes(8, "little"))
         h.update(part)
     return "_kernel_" + h.hexdigest()[:20]
@@ -131,8 +181,22 @@ def _run(cmd, c_path, build):
         # Show the compiler's own lines, with the copied path mapped back.
         text = (proc.stderr + proc.stdout).replace(str(build / c_path.name), str(c_path))
         text = text.replace(str(build) + os.sep, "")
-        raise BuildError(f"{c_path} does not compile:\n{text.rstrip()}")
+        raise BuildError(f"{c_path} does not compile:\n{text.rstrip()}{_emulation_hint(cmd, text)}")
     return proc.stdout
+
+
+def _emulation_hint(cmd, text):
+    """In an emulated build, name the intrinsics nothing emulates (GCC's own
+    message for them is a bare "target specific option mismatch")."""
+    native = emulated_flags(cmd)
+    if native is None or "target specific option mismatch" not in text:
+        return ""
+    names = sorted(set(re.findall(r"always_inline[’'] [‘'](_\w+)[’']", text)))
+    what = ", ".join(names) or "an intrinsic"
+    return (f"\nnote: this build emulates the levels above {native} (this CPU has no more); "
+            f"{what} has no emulation in SIMDe {_simde_version() or '?'} or "
+            f"harness_common/include/harness_simde_shims.h: use an equivalent intrinsic, or "
+            f"add a shim there (it is proven correct here, timed only on real hardware)")
 
 
 def _compile(c_path, source, cdef, flags, name, out_path):
@@ -231,6 +295,18 @@ def load_module(so_path, name=None):
     return module
 
 
+_AMX_ASKED = False
+
+
+def _amx_permission(level):
+    """In-process (tests, benchmarks): Linux's per-process AMX permission,
+    asked once, where AMX runs natively. Trial workers ask in their setup."""
+    global _AMX_ASKED
+    if level == "amx" and not _AMX_ASKED and not isa.emulated("amx"):
+        _AMX_ASKED = True
+        isa.request_amx_permission()
+
+
 def load_kernel_lib(py_file, cdef, vectorize=True):
     """(ffi, lib) for the C file beside `py_file` (kernels.py -> kernels.c)."""
     if _PREBUILT is not None:
@@ -242,6 +318,7 @@ def load_kernel_lib(py_file, cdef, vectorize=True):
     else:
         level = os.environ.get("HARNESS_ISA") or "amx"
         level = level if level in ISA_LEVELS else "amx"
+        _amx_permission(level)
         module = load_module(build(Path(py_file).with_suffix(".c"), cdef, vectorize, level))
     return module.ffi, module.lib
 

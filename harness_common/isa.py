@@ -3,6 +3,11 @@
 Levels are cumulative: a kernel told `avx512` may use everything `avx2` may.
 Each level names a fixed feature set so that a kernel compiled for it never
 meets a missing instruction on a machine that reports the level.
+
+A level above the machine's is emulated, not refused: the module is built
+for the machine's own level with the higher level's intrinsics supplied in
+C (SIMDe for AVX-512, harness_amx_emu.h for AMX tiles), so its results can
+be checked anywhere but its speed means nothing (see cbuild.flags_for).
 """
 import ctypes
 import os
@@ -78,12 +83,25 @@ def parse_cap(value):
 
 
 def resolve(cap=None, flags=None):
-    """The level kernels run at: the machine's own, lowered to the cap if one is set."""
-    machine = machine_level(flags)
+    """The level kernels run at: the cap if one is set (emulated above the
+    machine's level, see `emulated`), else the machine's own."""
     cap = parse_cap(cap)
-    if cap is None:
-        return machine
-    return LEVELS[min(LEVELS.index(machine), LEVELS.index(cap))]
+    return machine_level(flags) if cap is None else cap
+
+
+def emulated(level, flags=None):
+    """True when this machine lacks `level`: its code runs emulated, for correctness only."""
+    return LEVELS.index(level) > LEVELS.index(machine_level(flags))
+
+
+def native_level(level, flags=None):
+    """The highest level a build at `level` may hold instructions of on this machine."""
+    return LEVELS[min(LEVELS.index(level), LEVELS.index(machine_level(flags)))]
+
+
+def describe(level, flags=None):
+    """`level` as result blocks and ledgers show it: 'amx (emulated)' where emulated."""
+    return f"{level} (emulated)" if emulated(level, flags) else level
 
 
 def levels_up_to(level):

@@ -18,6 +18,11 @@ those columns empty; the first row appended to it upgrades the file to v2
 in one atomic rename under the lock (see `_upgrade`), so every later row
 keeps its new columns and no reader ever sees half a file.
 
+Emulated trials (a level the CPU lacks, e.g. HARNESS_ISA=amx on AVX2) are
+correctness only: a passing one is recorded with status `emulated`, and every
+row of such a trial has an `isa` like `amx (emulated)`. They carry no
+timing, are never kept and never anchor. Older ledgers read unchanged.
+
 Anchors: the immutable files are checked against the commit of the last
 `baseline` or `reanchor` row (`Ledger.anchor`). A `reanchor` row records
 that the harness or a target's immutable files legitimately changed at its
@@ -43,7 +48,8 @@ COLUMNS_V1 = ("timestamp", "commit", "status", "geomean_ns", "ratio_vs_best", "r
 # New columns go before `description` so the free text stays last on the line.
 COLUMNS = COLUMNS_V1[:-1] + ("cpu", "sandbox", "anchor", "description")
 HEADERS = {1: COLUMNS_V1, 2: COLUMNS}
-STATUSES = ("baseline", "keep", "discard", "fail", "build_fail", "crash", "tamper", "reanchor")
+STATUSES = ("baseline", "keep", "discard", "fail", "build_fail", "crash", "tamper", "reanchor",
+            "emulated")
 KEPT = ("baseline", "keep")              # statuses whose kernel is snapshotted and may be best/
 ANCHORS = ("baseline", "reanchor")       # statuses whose commit the immutable files must equal
 SANDBOX = ("", "on", "off")              # "" = not recorded (v1 rows)

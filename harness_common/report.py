@@ -94,7 +94,8 @@ def events(rows):
 
 def table(rows):
     """The trial table as text lines, with a `---` line before each event (see `events`)."""
-    head = f"{'#':>3}  {'status':<10} {'geomean_ns':>12} {'ratio':>7} {'ci95':>17}  {'isa':<7} description"
+    w = max([7] + [len(r["isa"]) for r in rows])      # "amx (emulated)" rows widen it
+    head = f"{'#':>3}  {'status':<10} {'geomean_ns':>12} {'ratio':>7} {'ci95':>17}  {'isa':<{w}} description"
     lines = [head, "-" * len(head)]
     marks = {}
     for i, _, text in events(rows):
@@ -105,7 +106,7 @@ def table(rows):
               if r["ratio_ci_low"] else "")
         mark = "*" if r["status"] in ledger.KEPT else " "
         lines.append(f"{i:>3}{mark} {r['status']:<10} {_fmt(r['geomean_ns'], '.1f'):>12} "
-                     f"{_fmt(r['ratio_vs_best'], '.4f'):>7} {ci:>17}  {r['isa']:<7} {r['description']}")
+                     f"{_fmt(r['ratio_vs_best'], '.4f'):>7} {ci:>17}  {r['isa']:<{w}} {r['description']}")
     return lines
 
 

@@ -15,6 +15,9 @@
      and auditing the workers' CPU (timing.py, process.py, cpuaudit.py, stats.py);
   7. decides the verdict, appends one ledger row, swaps best/ if kept, and
      prints the result block (verdict.py, ledger.py, result.py).
+At a level the CPU lacks (HARNESS_ISA=avx512 or amx) the candidate is built
+emulated (isa.py, cbuild.flags_for) and the trial stops after step 5 with
+status `emulated`: correctness only, never timed, never kept.
 What each way of stopping early means (row or not, status, exit code) is one
 table, OUTCOMES, below.
 """
@@ -138,6 +141,7 @@ class State:
     peak_mb: float | None = None
     sandbox: str = "on"
     amx: str = "not requested"
+    emulated: bool = False                          # the level runs emulated: correctness only
 
 
 class Trial:
@@ -182,9 +186,18 @@ class Trial:
         self.row["seed"] = s.seed
         self.say(f"{self.cfg.name}: seed {s.seed} ({'replay' if self.args.seed is not None else 'fresh'})")
         try:
-            s.isa = self.row["isa"] = isa.resolve(os.environ.get("HARNESS_ISA"))
+            s.isa = isa.resolve(os.environ.get("HARNESS_ISA"))
         except isa.IsaError as exc:
             raise Stop(None, EXIT_INTERNAL, str(exc))
+        s.emulated = isa.emulated(s.isa)
+        self.row["isa"] = isa.describe(s.isa)
+        if s.emulated:
+            self.say(f"isa: {s.isa} is emulated (this CPU's level is {isa.machine_level()}): "
+                     f"the battery runs on the emulated build; no timing, never kept")
+            if self.args.reanchor is not None:
+                raise Stop(None, EXIT_INTERNAL, f"--reanchor re-measures the best kernel, which "
+                           f"cannot be timed at {s.isa} on this CPU (emulated); unset HARNESS_ISA "
+                           f"or run it on a CPU with {s.isa}")
         if self.args.reanchor is not None:
             self._prepare_reanchor(anchor)
         elif anchor is None:
@@ -253,10 +266,12 @@ class Trial:
         if found:
             raise IntegrityError("; ".join(found))
         refs = [("scalar", self.target_dir / "baseline.py", self.target_dir / "baseline.c", False)]
-        if self.best_row is not None and self.args.reanchor is None:
+        if s.emulated:
+            refs = []                   # best and scalar are timing references: not needed
+        elif self.best_row is not None and self.args.reanchor is None:
             best = self._copy("best", self.ledger.best_sources())
             refs.append(("best", best / "kernels.py", best / "kernels.c", True))
-        with ThreadPoolExecutor(len(refs)) as pool:      # the compilers run in parallel
+        with ThreadPoolExecutor(max(1, len(refs))) as pool:   # the compilers run in parallel
             ref_builds = [pool.submit(self._build, *r) for r in refs]
             so = self._build("candidate", cand / "kernels.py", c_path)
             try:
@@ -266,12 +281,14 @@ class Trial:
                 raise ReferenceBroken(f"the best kept kernel or the scalar baseline does not build "
                                       f"at isa {s.isa}: {exc}")
         found = integrity.check_symbols(cbuild.kernel_symbols(so), "kernels.c")
-        found += machinecode.above_cap(so, s.isa)
+        # An emulated build must hold nothing above the CPU's own level.
+        found += machinecode.above_cap(so, isa.native_level(s.isa))
         if found:
-            raise IntegrityError("; ".join(found) + f" (HARNESS_ISA cap: {s.isa})")
+            raise IntegrityError("; ".join(found) + f" (HARNESS_ISA cap: {isa.describe(s.isa)})")
         s.build_seconds = time.monotonic() - t
-        self.say(f"build: {s.build_seconds:.1f} s (isa {s.isa}; candidate, best and scalar "
-                 f"compiled by this trial)")
+        self.say(f"build: {s.build_seconds:.1f} s (isa {isa.describe(s.isa)}; "
+                 + ("candidate only: an emulated trial is not timed)" if s.emulated else
+                    "candidate, best and scalar compiled by this trial)"))
 
     # ------------------------------------------------------------ 4-6. plan, battery, timing
 
@@ -280,7 +297,8 @@ class Trial:
         held against the trial budget."""
         t = time.monotonic()
         self.s.cases = self.battery_fn(self.s.seed, self.args.quick)
-        self.s.combos = self.combos_fn(self.s.seed, self.args.quick)
+        if not self.s.emulated:         # combos are timing workloads
+            self.s.combos = self.combos_fn(self.s.seed, self.args.quick)
         self.s.inputs_seconds = time.monotonic() - t
         self.say(f"inputs: {self.s.inputs_seconds:.1f} s")
 
@@ -369,6 +387,12 @@ class Trial:
                                f"{', '.join(fig.noisy)}: the machine is noisy; a verdict may flip on rerun")
         return status, "; ".join(reasons)
 
+    def _emulated_reason(self):
+        battery = "quick battery" if self.args.quick else "full battery"
+        return (f"correctness only: isa {self.s.isa} is emulated on this CPU "
+                f"({self.row['cpu'] or 'unknown model'}), which lacks it; the {battery} passed on the "
+                f"emulated build; not timed, never kept: time it on a CPU with {self.s.isa}")
+
     def record(self, status, reason):
         s = self.s
         total = self.total_seconds = time.monotonic() - self.started
@@ -388,8 +412,10 @@ class Trial:
         for key, value in (("status", status), ("reason", reason or None),
                            ("peak_rss_mb", self.row.get("peak_rss_mb")),
                            ("build_seconds", _fmt(s.build_seconds)), ("inputs_seconds", _fmt(s.inputs_seconds)),
-                           ("total_seconds", _fmt(total)), ("isa", s.isa), ("sandbox", s.sandbox),
-                           ("amx_permission", s.amx), ("cpu", self.row["cpu"]), ("seed", s.seed),
+                           ("total_seconds", _fmt(total)), ("isa", isa.describe(s.isa)),
+                           ("sandbox", s.sandbox),
+                           ("amx_permission", "not needed (emulated)" if s.emulated and s.isa == "amx"
+                            else s.amx), ("cpu", self.row["cpu"]), ("seed", s.seed),
                            ("kernel_sha256", s.sha[:16] or None), ("ledger", self.ledger.path)):
             blk.set(key, value)
 
@@ -409,9 +435,12 @@ class Trial:
                 self.plan()
                 factory = self._factory()
                 self.correctness(factory)
-                runs = self.timing(factory)
-                status, reason = self.verdict(runs)
-                self.record(status, reason)
+                if self.s.emulated:
+                    self.record("emulated", self._emulated_reason())
+                else:
+                    runs = self.timing(factory)
+                    status, reason = self.verdict(runs)
+                    self.record(status, reason)
             except Exception as exc:  # noqa: BLE001 - mapped by OUTCOMES, or re-raised
                 stop = _outcome(exc)
                 if stop is None:

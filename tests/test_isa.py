@@ -71,13 +71,24 @@ def test_machine_level_without_argument_reads_this_cpu():
 
 # ------------------------------------------------------------ resolve / levels_up_to
 
-@pytest.mark.parametrize("flags, cap, want", [
-    (AMX, None, "amx"), (AMX, "", "amx"), (AMX, "avx2", "avx2"), (AMX, "scalar", "scalar"),
-    (AVX512, "amx", "avx512"), (AVX2, "avx512", "avx2"), (set(), "amx", "scalar"),
-    (AVX512, "avx512", "avx512"),
+@pytest.mark.parametrize("flags, cap, want, emulated", [
+    (AMX, None, "amx", False), (AMX, "", "amx", False), (AMX, "avx2", "avx2", False),
+    (AMX, "scalar", "scalar", False), (AVX512, "avx512", "avx512", False),
+    (AVX512, None, "avx512", False), (AVX2, None, "avx2", False),
+    # Above the machine's level: that level, emulated (correctness only).
+    (AVX512, "amx", "amx", True), (AVX2, "avx512", "avx512", True), (set(), "amx", "amx", True),
+    (set(), "avx2", "avx2", True),
 ])
-def test_resolve_is_min_of_machine_and_cap(flags, cap, want):
+def test_resolve_is_the_cap_else_the_machine(flags, cap, want, emulated):
     assert isa.resolve(cap, flags) == want
+    assert isa.emulated(want, flags) is emulated
+    assert isa.describe(want, flags) == (f"{want} (emulated)" if emulated else want)
+
+
+@pytest.mark.parametrize("flags, level, want", [(AVX2, "amx", "avx2"), (AVX512, "amx", "avx512"),
+                                                (AMX, "amx", "amx"), (AVX2, "scalar", "scalar")])
+def test_native_level_is_what_a_build_may_hold(flags, level, want):
+    assert isa.native_level(level, flags) == want
 
 
 def test_resolve_rejects_bad_cap():
@@ -129,13 +140,19 @@ _GCC_TO_CPUINFO = {"bmi": "bmi1", "avx512vnni": "avx512_vnni", "avx512bf16": "av
 
 
 def _header_features():
-    """{level: cpuinfo flags} that each HARNESS_TARGET_<LEVEL> attribute enables."""
+    """{level: cpuinfo flags} that each HARNESS_TARGET_<LEVEL> attribute enables natively
+    (its features come from the HARNESS_FEATURES_<LEVEL> string macros)."""
     text = (INCLUDE_DIR / "harness_isa.h").read_text().replace("\\\n", " ")
+    strings = {}
+    for name, body in re.findall(r"#define (HARNESS_FEATURES_\w+) (.*)", text):
+        strings[name] = "".join(strings.get(tok, "") if tok.startswith("HARNESS_") else tok.strip('"')
+                                for tok in re.findall(r'HARNESS_FEATURES_\w+|"[^"]*"', body))
     out = {}
-    for level, body in re.findall(r"#define HARNESS_TARGET_(\w+) __attribute__\(\(target\((.*?)\)\)\)",
-                                  text):
-        feats = "".join(re.findall(r'"([^"]*)"', body)).split(",")
-        out[level.lower()] = {_GCC_TO_CPUINFO.get(f, f) for f in feats if f}
+    for level, macro in re.findall(r"#define HARNESS_TARGET_(\w+) __attribute__\(\(target\("
+                                   r"(HARNESS_FEATURES_\w+)\)\)\)", text):
+        if level.endswith("_"):             # HARNESS_TARGET_NATIVE_: an alias, not a level
+            continue
+        out[level.lower()] = {_GCC_TO_CPUINFO.get(f, f) for f in strings[macro].split(",") if f}
     return out
 
 

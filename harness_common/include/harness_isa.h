@@ -41,36 +41,106 @@ enum harness_isa {
 #error "HARNESS_ISA_MAX must be 0 (scalar), 1 (avx2), 2 (avx512) or 3 (amx)"
 #endif
 
+/* Emulation: the harness passes -DHARNESS_ISA_NATIVE_MAX=<the CPU's level>
+ * when the cap is above it. Levels up to the CPU's compile to their own
+ * instructions; levels above it are emulated (AVX-512 through SIMDe and
+ * harness_simde_shims.h, AMX tiles through harness_amx_emu.h) and the
+ * module holds no instruction the CPU lacks. Kernels need no change: the
+ * same intrinsics, attributes and `isa >= HARNESS_ISA_AVX512` dispatch run
+ * the emulated path. HARNESS_ISA_EMULATED is 1 in such a build, for the
+ * rare path that must know (a kernel may skip a timing-only trick there). */
+#ifndef HARNESS_ISA_NATIVE_MAX
+#define HARNESS_ISA_NATIVE_MAX HARNESS_ISA_MAX
+#endif
+#if HARNESS_ISA_NATIVE_MAX > HARNESS_ISA_MAX || HARNESS_ISA_NATIVE_MAX < HARNESS_ISA_LEVEL_SCALAR
+#error "HARNESS_ISA_NATIVE_MAX must be between 0 (scalar) and HARNESS_ISA_MAX"
+#endif
+#define HARNESS_ISA_EMULATED (HARNESS_ISA_MAX > HARNESS_ISA_NATIVE_MAX)
+
+/* True when dispatch may take the `level` path: the caller's isa allows it
+ * and the build has it (natively or emulated). For `if`, not `#if`. */
+#define HARNESS_ISA_ALLOWS(isa, level) \
+    ((isa) >= (level) && HARNESS_ISA_MAX >= (level))
+
 #if defined(__x86_64__) || defined(__i386__)
 #define HARNESS_X86 1
 
 /* A GCC error at the use, whose text names the guard to add. */
 #define HARNESS_ISA_PRAGMA_(x) _Pragma(#x)
 
-#if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AVX2
-#define HARNESS_TARGET_AVX2 __attribute__((target("avx2,fma,bmi,bmi2,popcnt,f16c")))
+/* Each level's features, = harness_common/isa.py. */
+#define HARNESS_FEATURES_AVX2 "avx2,fma,bmi,bmi2,popcnt,f16c"
+#define HARNESS_FEATURES_AVX512 HARNESS_FEATURES_AVX2 \
+    ",avx512f,avx512bw,avx512vl,avx512dq,avx512cd,avx512vnni,avx512vbmi"
+#define HARNESS_FEATURES_AMX HARNESS_FEATURES_AVX512 ",avx512bf16,amx-tile,amx-bf16,amx-int8"
+
+/* Emulated levels compile for the CPU's own level: their intrinsics come
+ * from SIMDe and harness_amx_emu.h, built from that level's instructions. */
+#if HARNESS_ISA_NATIVE_MAX >= HARNESS_ISA_LEVEL_AMX
+#define HARNESS_TARGET_NATIVE_ __attribute__((target(HARNESS_FEATURES_AMX)))
+#elif HARNESS_ISA_NATIVE_MAX >= HARNESS_ISA_LEVEL_AVX512
+#define HARNESS_TARGET_NATIVE_ __attribute__((target(HARNESS_FEATURES_AVX512)))
+#elif HARNESS_ISA_NATIVE_MAX >= HARNESS_ISA_LEVEL_AVX2
+#define HARNESS_TARGET_NATIVE_ __attribute__((target(HARNESS_FEATURES_AVX2)))
 #else
+#define HARNESS_TARGET_NATIVE_
+#endif
+
+#if HARNESS_ISA_MAX < HARNESS_ISA_LEVEL_AVX2
 #define HARNESS_TARGET_AVX2 HARNESS_ISA_PRAGMA_(GCC error \
     "HARNESS_TARGET_AVX2 in a build capped below avx2: put this function and its calls inside #if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AVX2")
+#elif HARNESS_ISA_NATIVE_MAX < HARNESS_ISA_LEVEL_AVX2
+#define HARNESS_TARGET_AVX2 HARNESS_TARGET_NATIVE_
+#else
+#define HARNESS_TARGET_AVX2 __attribute__((target(HARNESS_FEATURES_AVX2)))
 #endif
 
-#if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AVX512
-#define HARNESS_TARGET_AVX512 __attribute__((target( \
-    "avx2,fma,bmi,bmi2,popcnt,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512cd," \
-    "avx512vnni,avx512vbmi")))
-#else
+#if HARNESS_ISA_MAX < HARNESS_ISA_LEVEL_AVX512
 #define HARNESS_TARGET_AVX512 HARNESS_ISA_PRAGMA_(GCC error \
     "HARNESS_TARGET_AVX512 in a build capped below avx512: put this function and its calls inside #if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AVX512")
+#elif HARNESS_ISA_NATIVE_MAX < HARNESS_ISA_LEVEL_AVX512
+#define HARNESS_TARGET_AVX512 HARNESS_TARGET_NATIVE_
+#else
+#define HARNESS_TARGET_AVX512 __attribute__((target(HARNESS_FEATURES_AVX512)))
 #endif
 
-#if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AMX
-#define HARNESS_TARGET_AMX __attribute__((target( \
-    "avx2,fma,bmi,bmi2,popcnt,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512cd," \
-    "avx512vnni,avx512vbmi,avx512bf16,amx-tile,amx-bf16,amx-int8")))
-#else
+#if HARNESS_ISA_MAX < HARNESS_ISA_LEVEL_AMX
 #define HARNESS_TARGET_AMX HARNESS_ISA_PRAGMA_(GCC error \
     "HARNESS_TARGET_AMX in a build capped below amx: put this function and its calls inside #if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AMX")
+#elif HARNESS_ISA_NATIVE_MAX < HARNESS_ISA_LEVEL_AMX
+#define HARNESS_TARGET_AMX HARNESS_TARGET_NATIVE_
+#else
+#define HARNESS_TARGET_AMX __attribute__((target(HARNESS_FEATURES_AMX)))
 #endif
+
+#if HARNESS_ISA_EMULATED
+/* <immintrin.h> first: its declarations must not meet SIMDe's alias macros.
+ * The emulation headers compile with the CPU's own features, so SIMDe uses
+ * them natively and aliases only what the CPU lacks. */
+#include <immintrin.h>
+#if HARNESS_ISA_NATIVE_MAX >= HARNESS_ISA_LEVEL_AVX512
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,bmi,bmi2,popcnt,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512cd,avx512vnni,avx512vbmi")
+#elif HARNESS_ISA_NATIVE_MAX >= HARNESS_ISA_LEVEL_AVX2
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,bmi,bmi2,popcnt,f16c")
+#endif
+#define SIMDE_ENABLE_NATIVE_ALIASES
+#if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AVX512
+#include <simde/x86/avx512.h>
+#include "harness_simde_shims.h"
+#else
+#include <simde/x86/avx2.h>
+#include <simde/x86/fma.h>
+#include <simde/x86/f16c.h>
+#endif
+#if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AMX
+#include "harness_amx_emu.h"
+#endif
+#if HARNESS_ISA_NATIVE_MAX >= HARNESS_ISA_LEVEL_AVX2
+#pragma GCC pop_options
+#endif
+#endif /* HARNESS_ISA_EMULATED */
 
 #else
 #define HARNESS_X86 0

@@ -1,0 +1,197 @@
+"""Every ISA level is proven on every machine: levels the CPU lacks run emulated.
+
+* both targets' full correctness batteries pass at every level, native
+  where this CPU has the level and emulated where it does not (no skips);
+* the emulation catches what it is for: a pq_l2 kernel whose bug is only in
+  its avx512 path, and one whose bug is only in its amx path (tile
+  intrinsics), fail an emulated trial; with the bug fixed they pass;
+* an emulated trial is correctness only: `isa: <level> (emulated)`, status
+  `emulated`, no timing, nothing kept, quick within 60 s; a full one runs
+  the whole battery and ends the same way;
+* emulated modules hold no instruction above the CPU's own level.
+
+The batteries run in this process (the trial's own cases and checks, one
+build per target and level, cached); end-to-end trials only where the
+trial itself is what is tested. Levels above this CPU's are emulated, so
+on an AVX-512 or AMX machine the same tests run those levels natively.
+"""
+import importlib
+import importlib.util
+import time
+from pathlib import Path
+
+import pytest
+
+from harness_common import cbuild, isa, machinecode
+from inprocess import run_battery
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "emulation"
+TARGETS = ("pq_l2", "campq_encode")
+KERNEL_CLASS = {"pq_l2": "PqKernel", "campq_encode": "CamPqEncoder"}
+SEED = 4242
+
+
+def level_id(level):
+    return f"{level}-{'emulated' if isa.emulated(level) else 'native'}"
+
+
+def load_kernels(py_path, level, monkeypatch):
+    """A kernels.py imported afresh with its C built at `level` (cached build)."""
+    monkeypatch.setenv("HARNESS_ISA", level)
+    name = f"_kernels_{Path(py_path).parent.name}_{level}_{abs(hash(str(py_path)))}"
+    spec = importlib.util.spec_from_file_location(name, py_path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def battery(target, quick=False):
+    rx = importlib.import_module(f"targets.{target}.run_experiment")
+    return rx.battery(SEED, quick)
+
+
+# ------------------------------------------------------------ every level, full battery
+
+@pytest.mark.parametrize("level", isa.LEVELS, ids=level_id)
+@pytest.mark.parametrize("target", TARGETS)
+def test_full_battery_passes_at_every_level(target, level, monkeypatch):
+    mod = load_kernels(ROOT / "targets" / target / "kernels.py", level, monkeypatch)
+    cls = getattr(mod, KERNEL_CLASS[target])
+    fails = run_battery(battery(target), lambda **init: cls(**init, isa=level))
+    assert fails == {}, fails
+
+
+# ------------------------------------------------------------ bug only in one level's path
+
+DISPATCH = "    (void)isa;\n    tables_portable("
+DISPATCH_FIXTURE = """#ifdef FIXTURE_TABLES
+    if (isa >= FIXTURE_TABLES_ISA) {
+        FIXTURE_TABLES(codebook, dim, num_sub_vectors, num_centroids, queries, nq, out);
+        return;
+    }
+#endif
+    tables_portable("""
+SPLICE_BEFORE = "/* ------------------------------------------------------------ dispatch */"
+
+
+def patched_kernel(fixture, bug):
+    """pq_l2's kernels.c with the fixture's path spliced in before the dispatch."""
+    source = (ROOT / "targets" / "pq_l2" / "kernels.c").read_text()
+    assert DISPATCH in source and SPLICE_BEFORE in source, "pq_l2 kernels.c changed shape"
+    snippet = f"#define FIXTURE_BUG {int(bug)}\n" + (FIXTURES / fixture).read_text() + "\n"
+    source = source.replace(SPLICE_BEFORE, snippet + SPLICE_BEFORE, 1)
+    return source.replace(DISPATCH, DISPATCH_FIXTURE, 1)
+
+
+def install(dest_dir, fixture, bug):
+    dest_dir = Path(dest_dir)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    (dest_dir / "kernels.py").write_text((ROOT / "targets/pq_l2/kernels.py").read_text())
+    (dest_dir / "kernels.c").write_text(patched_kernel(fixture, bug))
+    return dest_dir / "kernels.py"
+
+
+BUGGY = [("pq_l2_avx512_tables.c", "avx512"), ("pq_l2_amx_tables.c", "amx")]
+
+
+@pytest.mark.parametrize("fixture, level", BUGGY, ids=["avx512", "amx"])
+def test_fixed_path_passes_and_bug_stays_invisible_below_its_level(fixture, level, tmp_path,
+                                                                   monkeypatch):
+    cases = battery("pq_l2")
+    fixed = load_kernels(install(tmp_path / "fixed", fixture, False), level, monkeypatch)
+    assert run_battery(cases, lambda **init: fixed.PqKernel(**init, isa=level)) == {}
+    # The buggy kernel is right on every lower level: only `level` can see the bug.
+    buggy = load_kernels(install(tmp_path / "buggy", fixture, True), level, monkeypatch)
+    below = isa.LEVELS[isa.LEVELS.index(level) - 1]
+    assert run_battery(cases, lambda **init: buggy.PqKernel(**init, isa=below)) == {}
+    fails = run_battery(cases, lambda **init: buggy.PqKernel(**init, isa=level))
+    assert fails and all("distance_tables" in " ".join(m) for m in fails.values()), fails
+
+
+@pytest.mark.parametrize("fixture, level", BUGGY, ids=["avx512", "amx"])
+def test_bug_only_in_one_levels_path_fails_the_trial(workspace, fixture, level):
+    install(workspace.path / "targets" / "pq_l2", fixture, True)
+    run = workspace.run("pq_l2", "--quick", env={"HARNESS_ISA": level})
+    assert run.code == 2 and run.status == "fail", run
+    assert "distance_tables" in run.reason, run
+    assert run.block["isa"] == isa.describe(level)
+    assert run.rows()[-1]["isa"] == isa.describe(level)
+
+
+# ------------------------------------------------------------ the emulated trial
+
+LACKING = [lv for lv in isa.LEVELS if isa.emulated(lv)]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_emulated_quick_trial_is_correctness_only_and_fast(workspace, target):
+    if not LACKING:
+        pytest.skip("this CPU has every level; the emulated trial path is not reachable")
+    level = LACKING[-1]
+    t = time.monotonic()
+    run = workspace.run(target, "--quick", env={"HARNESS_ISA": level})
+    took = time.monotonic() - t
+    assert run.code == 0 and run.status == "emulated", run
+    assert run.block["isa"] == f"{level} (emulated)"
+    assert run.block["correctness"].startswith("pass")
+    assert run.block["ratio_vs_best"] == "n/a" and "not timed, never kept" in run.reason
+    assert "timing:" not in run.stdout
+    row = run.rows()[-1]
+    assert row["status"] == "emulated" and row["isa"] == f"{level} (emulated)"
+    assert row["geomean_ns"] == "" and not (run.results / "best").exists()
+    # Within 60 s once the target's input data is cached (it is the same at every level).
+    inputs = float(run.block["inputs_seconds"])
+    assert took - inputs < 60, (took, inputs)
+
+
+def test_full_emulated_trial_runs_the_whole_battery_and_ends_correctness_only(workspace):
+    if not LACKING:
+        pytest.skip("this CPU has every level; the emulated trial path is not reachable")
+    level = LACKING[0]
+    run = workspace.run("pq_l2", env={"HARNESS_ISA": level})
+    assert run.code == 0 and run.status == "emulated", run
+    assert "full battery passed" in run.reason and "correctness only" in run.reason
+    n = len(battery("pq_l2", quick=False))
+    assert run.block["correctness"].startswith(f"pass ({n} cases")
+    assert run.rows()[-1]["mode"] == "full"
+
+
+# ------------------------------------------------------------ machine code and build keys
+
+@pytest.mark.parametrize("fixture, level", BUGGY, ids=["avx512", "amx"])
+def test_build_holds_nothing_above_the_cpus_level(fixture, level, tmp_path):
+    py = install(tmp_path, fixture, False)
+    so = cbuild.build(py.with_suffix(".c"), cbuild.read_cdef(py), True, level)
+    assert machinecode.above_cap(so, isa.native_level(level)) == []
+
+
+def test_build_key_separates_native_from_emulated():
+    native = cbuild.flags_for(True, "avx512", emulate=False)
+    emulated = cbuild.flags_for(True, "avx512", emulate=True)
+    assert native != emulated and native[-1] == emulated[-1] == "-DHARNESS_ISA_MAX=2"
+    assert cbuild.emulated_flags(native) is None and cbuild.emulated_flags(emulated) is not None
+    src, cdef = b"int f(void) { return 0; }", "int f(void);"
+    assert cbuild.module_name(src, cdef, native) != cbuild.module_name(src, cdef, emulated)
+    assert (cbuild.emulated_flags(cbuild.flags_for(True, "amx")) is None) == (not isa.emulated("amx"))
+
+
+def test_unemulated_intrinsic_is_named_with_the_fix(tmp_path):
+    c = tmp_path / "k.c"
+    c.write_text('#include <immintrin.h>\n#include "harness_isa.h"\n'
+                 "HARNESS_TARGET_AVX512 int f(const float *x) {\n"
+                 "    return _mm512_cvtps_epu32(_mm512_loadu_ps(x))[0];\n}\n")
+    with pytest.raises(cbuild.BuildError) as err:     # emulated even on an AVX-512 CPU
+        cbuild._compile(c, c.read_bytes(), "int f(const float *x);",
+                        cbuild.flags_for(True, "avx512", emulate=True), "_kernel_probe",
+                        tmp_path / "probe.so")
+    assert "_mm512_cvtps_epu32" in str(err.value) and "harness_simde_shims.h" in str(err.value)
+
+
+def test_tile_numbers_must_be_constants(tmp_path):
+    c = tmp_path / "k.c"
+    c.write_text('#include <immintrin.h>\n#include "harness_isa.h"\n'
+                 "HARNESS_TARGET_AMX void f(int t) { _tile_zero(t); }\n")
+    with pytest.raises(cbuild.BuildError, match="compile-time constants 0..7"):
+        cbuild._compile(c, c.read_bytes(), "void f(int t);", cbuild.flags_for(True, "amx", True),
+                        "_kernel_probe2", tmp_path / "probe2.so")

@@ -1,0 +1,254 @@
+"""The AMX tile intrinsics and the AVX-512 shims agree with numpy models of the
+instructions (Intel SDM pseudo-code).
+
+A small C probe runs each tile dot product on given tiles; it is built at the
+amx level, so on a CPU without AMX it runs harness_amx_emu.h, and on one with
+AMX the real instructions, against the same models:
+
+* tdpb[su][su]d: bytes signed or unsigned per operand as the name says,
+  int32 accumulation that wraps;
+* tdpbf16ps: each bf16 product added to the fp32 accumulator one at a time
+  (pair element 0 first), each sum rounded to nearest even; denormal inputs
+  read as zero and denormal results flushed to zero;
+* shapes the hardware refuses trap (SIGILL), in a child process;
+* shims: _mm512_reduce_add_ps in GCC's order, fp32 -> bf16 round to nearest even.
+"""
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from harness_common import cbuild, isa
+
+PROBE = r"""
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+#include "harness_isa.h"
+
+struct cfg { uint8_t palette, start, reserved[14]; uint16_t colsb[16]; uint8_t rows[16]; };
+
+/* dst (M x 4N bytes) += a (M x 4K bytes) . b (K x 4N bytes); kind 0..3: ssd sud usd uud, 4: bf16 */
+HARNESS_TARGET_AMX int tile_dp(int kind, const void *a, const void *b, void *c, int m, int k, int n)
+{
+    struct cfg t = {0};
+    t.palette = 1;
+    t.rows[0] = (uint8_t)m; t.colsb[0] = (uint16_t)(4 * n);
+    t.rows[1] = (uint8_t)m; t.colsb[1] = (uint16_t)(4 * k);
+    t.rows[2] = (uint8_t)k; t.colsb[2] = (uint16_t)(4 * n);
+    _tile_loadconfig(&t);
+    _tile_loadd(0, c, 4 * n);
+    _tile_loadd(1, a, 4 * k);
+    _tile_loadd(2, b, 4 * n);
+    switch (kind) {
+    case 0: _tile_dpbssd(0, 1, 2); break;
+    case 1: _tile_dpbsud(0, 1, 2); break;
+    case 2: _tile_dpbusd(0, 1, 2); break;
+    case 3: _tile_dpbuud(0, 1, 2); break;
+    default: _tile_dpbf16ps(0, 1, 2); break;
+    }
+    _tile_stored(0, c, 4 * n);
+    _tile_release();
+    return 0;
+}
+
+/* A dot product whose src2 has one row too many for src1: #UD on hardware. */
+HARNESS_TARGET_AMX void tile_bad_shape(void)
+{
+    struct cfg t = {0};
+    t.palette = 1;
+    t.rows[0] = 2; t.colsb[0] = 8;
+    t.rows[1] = 2; t.colsb[1] = 8;
+    t.rows[2] = 3; t.colsb[2] = 8;
+    _tile_loadconfig(&t);
+    _tile_dpbssd(0, 1, 2);
+}
+
+HARNESS_TARGET_AVX512 float reduce_add(const float *x) { return _mm512_reduce_add_ps(_mm512_loadu_ps(x)); }
+
+HARNESS_TARGET_AMX void to_bf16(const float *x, uint16_t *out)
+{
+    __m256bh h = _mm512_cvtneps_pbh(_mm512_loadu_ps(x));
+    memcpy(out, &h, 32);
+}
+"""
+CDEF = """
+int tile_dp(int kind, const void *a, const void *b, void *c, int m, int k, int n);
+void tile_bad_shape(void);
+float reduce_add(const float *x);
+void to_bf16(const float *x, uint16_t *out);
+"""
+KINDS = {"dpbssd": (0, True, True), "dpbsud": (1, True, False),
+         "dpbusd": (2, False, True), "dpbuud": (3, False, False)}
+
+
+@pytest.fixture(scope="module")
+def probe(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tile")
+    (d / "probe.c").write_text(PROBE)
+    if not isa.emulated("amx"):
+        assert isa.request_amx_permission() == "granted"
+    so = cbuild.build(d / "probe.c", CDEF, True, "amx")
+    module = cbuild.load_module(so)
+    return module.ffi, module.lib, so
+
+
+def _ptr(ffi, a):
+    return ffi.cast("void *", ffi.from_buffer(a))
+
+
+def run_dp(probe, kind, a, b, c):
+    ffi, lib, _ = probe
+    c = c.copy()
+    m, k4 = a.shape[0], a.shape[1] * a.itemsize // 4
+    n4 = c.shape[1] * c.itemsize // 4
+    lib.tile_dp(kind, _ptr(ffi, a), _ptr(ffi, b), _ptr(ffi, c), m, k4, n4)
+    return c
+
+
+# ------------------------------------------------------------ int8
+
+def int8_model(a, b, c, sa, sb):
+    """C[m, n] += sum_k sum_i A[m, 4k+i] * B[k, 4n+i], int32 wrap-around."""
+    av = (a.view(np.int8) if sa else a).astype(np.int64)
+    bv = (b.view(np.int8) if sb else b).astype(np.int64)
+    m, k4, n4 = a.shape[0], a.shape[1] // 4, b.shape[1] // 4
+    prod = np.einsum("mki,kni->mn", av.reshape(m, k4, 4), bv.reshape(k4, n4, 4))
+    return ((c.astype(np.int64) + prod + 2**31) % 2**32 - 2**31).astype(np.int32)
+
+
+@pytest.mark.parametrize("name", KINDS)
+@pytest.mark.parametrize("shape", [(16, 16, 16), (3, 5, 7), (1, 1, 1)])
+def test_int8_dot_products_match_the_model(probe, name, shape):
+    kind, sa, sb = KINDS[name]
+    m, k4, n4 = shape
+    rng = np.random.default_rng([kind, *shape])
+    a = rng.integers(0, 256, (m, 4 * k4), dtype=np.uint8)
+    b = rng.integers(0, 256, (k4, 4 * n4), dtype=np.uint8)
+    c = rng.integers(-2**31, 2**31, (m, n4), dtype=np.int64).astype(np.int32)
+    assert np.array_equal(run_dp(probe, kind, a, b, c), int8_model(a, b, c, sa, sb))
+
+
+def test_signedness_is_per_operand(probe):
+    # 0xFF is 255 unsigned and -1 signed: each variant gives its own sum.
+    a = np.full((1, 4), 0xFF, np.uint8)
+    b = np.full((1, 4), 0xFF, np.uint8)
+    c = np.zeros((1, 1), np.int32)
+    got = {name: int(run_dp(probe, KINDS[name][0], a, b, c)[0, 0]) for name in KINDS}
+    assert got == {"dpbssd": 4, "dpbsud": -4 * 255, "dpbusd": -4 * 255, "dpbuud": 4 * 255 * 255}
+
+
+def test_int8_accumulator_wraps(probe):
+    a = np.full((1, 4), 0xFF, np.uint8)
+    b = np.full((1, 4), 0xFF, np.uint8)
+    c = np.full((1, 1), 2**31 - 1, np.int32)
+    assert int(run_dp(probe, KINDS["dpbuud"][0], a, b, c)[0, 0]) == \
+        int(np.int64(2**31 - 1 + 4 * 255 * 255 - 2**32))
+
+
+# ------------------------------------------------------------ bf16
+
+def _ftz(x):
+    x = np.asarray(x, np.float32)
+    return np.where(np.abs(x) < np.finfo(np.float32).tiny, np.copysign(np.float32(0), x), x)
+
+
+def bf16_to_f32(h):
+    return _ftz((h.astype(np.uint32) << 16).view(np.float32))
+
+
+def bf16_model(a, b, c):
+    """C[m, n] += A[m, 2k] * B[k, 2n], then += A[m, 2k+1] * B[k, 2n+1], k ascending;
+    each product exact, each sum rounded to fp32 (RNE), DAZ inputs, FTZ outputs."""
+    af, bf = bf16_to_f32(a), bf16_to_f32(b)
+    m, k2, n = a.shape[0], a.shape[1] // 2, c.shape[1]
+    acc = _ftz(c.copy())
+    for k in range(k2):
+        for i in range(2):
+            p = _ftz((af[:, 2 * k + i][:, None].astype(np.float64) *
+                      bf[k, i::2][None, :].astype(np.float64)).astype(np.float32))
+            acc = _ftz(acc + p)
+    return acc
+
+
+def to_bf16_bits(x):
+    """Truncate float32 to bf16 bits (the test inputs; any bf16 pattern is fair)."""
+    return (np.asarray(x, np.float32).view(np.uint32) >> 16).astype(np.uint16)
+
+
+@pytest.mark.parametrize("shape", [(16, 16, 16), (4, 3, 5)])
+def test_bf16_dot_product_matches_the_model(probe, shape):
+    m, k4, n = shape
+    rng = np.random.default_rng(7)
+    # Mixed magnitudes make the order and rounding of each addition visible.
+    scale = 2.0 ** rng.integers(-12, 12, (m, 2 * k4))
+    a = to_bf16_bits(rng.standard_normal((m, 2 * k4)) * scale)
+    b = to_bf16_bits(rng.standard_normal((k4, 2 * n)) * 2.0 ** rng.integers(-12, 12, (k4, 2 * n)))
+    c = (rng.standard_normal((m, n)) * 100).astype(np.float32)
+    got = run_dp(probe, 4, a, b, c)
+    want = bf16_model(a, b, c)
+    assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+def test_bf16_rounds_each_addition_to_fp32(probe):
+    # 1 + 2^-24 + 2^-24: one at a time each addition rounds back to 1 (ties to even);
+    # summed first they would give 1 + 2^-23.
+    one, tiny = to_bf16_bits([1.0]), to_bf16_bits([2.0 ** -24])
+    a = np.array([[tiny[0], tiny[0]]], np.uint16)
+    b = np.array([[one[0], one[0]]], np.uint16)
+    c = np.ones((1, 1), np.float32)
+    assert run_dp(probe, 4, a, b, c)[0, 0] == np.float32(1.0)
+
+
+def test_bf16_denormals_are_zero_and_flushed(probe):
+    denormal = np.uint16(0x0001)                    # smallest bf16 denormal
+    one = to_bf16_bits([1.0])[0]
+    a = np.array([[denormal, one]], np.uint16)
+    b = np.array([[one, 0]], np.uint16)             # denormal * 1 + 1 * 0
+    c = np.zeros((1, 1), np.float32)
+    got = run_dp(probe, 4, a, b, c)
+    assert got[0, 0] == 0 and not np.signbit(got[0, 0])
+    # A product below FLT_MIN flushes to zero instead of staying denormal.
+    small = to_bf16_bits([2.0 ** -70])[0]
+    a = np.array([[small, 0]], np.uint16)
+    b = np.array([[small, 0]], np.uint16)
+    assert run_dp(probe, 4, a, b, c)[0, 0] == 0
+
+
+def test_bad_tile_shape_traps_like_the_hardware(probe):
+    _, _, so = probe
+    code = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(cbuild.INCLUDE_DIR.parent.parent)!r})
+        from harness_common import cbuild, isa
+        isa.request_amx_permission()
+        cbuild.load_module({str(so)!r}).lib.tile_bad_shape()
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
+    assert proc.returncode < 0, proc           # killed by a signal (SIGILL), not an exit
+
+
+# ------------------------------------------------------------ AVX-512 shims
+
+def test_reduce_add_ps_sums_in_gccs_order(probe):
+    ffi, lib, _ = probe
+    x = np.array([1e8, 1, -1e8, 1, 3, 5e-3, 7, 1e-7] + [0.1 * i for i in range(8)], np.float32)
+    h = x[8:] + x[:8]                 # high 256 + low 256
+    q = h[4:] + h[:4]                 # high 128 + low 128
+    p = q[:2] + q[2:]                 # lanes {0,1} + {2,3}
+    want = p[0] + p[1]
+    assert lib.reduce_add(ffi.cast("float *", ffi.from_buffer(x))) == want
+
+
+def test_fp32_to_bf16_rounds_to_nearest_even(probe):
+    ffi, lib, _ = probe
+    bits = np.array([0x3F800000, 0x3F808000, 0x3F818000, 0x3F80C000, 0x3F807FFF, 0x00000001,
+                     0x80000001, 0x7F800000, 0x7FC00001, 0x7F800001, 0xC0490FDB, 0x7F7FFFFF,
+                     0x3F80FFFF, 0, 0x80000000, 0x00800000], np.uint32)
+    out = np.zeros(16, np.uint16)
+    lib.to_bf16(ffi.cast("float *", ffi.from_buffer(bits)), ffi.cast("uint16_t *", ffi.from_buffer(out)))
+    want = [0x3F80, 0x3F80, 0x3F82, 0x3F81, 0x3F80, 0x0000, 0x8000, 0x7F80, 0x7FC0, 0x7FC0,
+            0xC049, 0x7F80, 0x3F81, 0, 0x8000, 0x0080]
+    assert [hex(v) for v in out] == [hex(v) for v in want]
