@@ -78,6 +78,9 @@ def calibrate(target, trials=20, load=False, win=0.03, out=print):
         f"({where}); scratch ledger {scratch}")
     try:
         code, t, log = _one(target, module, scratch, "calibrate: baseline", 1.0)
+        if code == 130:
+            out("interrupted")
+            return 130
         if code != 0 or t.status != "baseline":
             out(f"the baseline trial did not record a baseline (exit {code}):\n{log[-2000:]}")
             return 1
@@ -86,6 +89,9 @@ def calibrate(target, trials=20, load=False, win=0.03, out=print):
         for i in range(trials):
             for kind, scale in (("A/A", 1.0), (f"{100 * win:.0f}% win", 1.0 + win)):
                 code, t, log = _one(target, module, scratch, f"calibrate: {kind}", scale)
+                if code == 130:         # the trial was interrupted: so is the calibration
+                    out("interrupted")
+                    return 130
                 fig = t.figures
                 results[kind].append({
                     "status": t.status if code in (0, 5) else f"exit {code}",
