@@ -26,6 +26,7 @@ under the new harness as the new reference; best/ does not move.
 """
 import fcntl
 import hashlib
+import math
 import os
 import re
 import shutil
@@ -35,6 +36,8 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from .result import fmt
 
 VERSION = 2
 COLUMNS_V1 = ("timestamp", "commit", "status", "geomean_ns", "ratio_vs_best", "ratio_ci_low",
@@ -48,6 +51,10 @@ KEPT = ("baseline", "keep")              # statuses whose kernel is snapshotted 
 ANCHORS = ("baseline", "reanchor")       # statuses whose commit the immutable files must equal
 SANDBOX = ("", "on", "off")              # "" = not recorded (v1 rows)
 SOURCES = ("kernels.py", "kernels.c")
+# Columns that hold a figure, and its kind (result.fmt): written from numbers,
+# read back with `number`.
+FIGURES = {"geomean_ns": "ns", "ratio_vs_best": "ratio", "ratio_ci_low": "ratio",
+           "ratio_ci_high": "ratio", "worst_ns": "ns", "peak_rss_mb": "mb", "total_seconds": "s"}
 _MAGIC = re.compile(r"# kernel-harness ledger v(\d+) target=(\S+)")
 
 
@@ -78,14 +85,25 @@ class Row:
         return self.values.get(key, default)
 
 
-def _clean(value):
+def number(text):
+    """A figure column's value as a finite float, or None (empty, `n/a`, not a number)."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _clean(value, column=None):
+    if isinstance(value, float) and column in FIGURES:
+        value = fmt(value, FIGURES[column])
     text = "" if value is None else str(value)
     return text.replace("\t", " ").replace("\r", " ").replace("\n", " ")
 
 
 def _line(values):
-    """One v2 ledger line (with its newline) from {column: value}."""
-    return "\t".join(_clean(values.get(c, "")) for c in COLUMNS) + "\n"
+    """One v2 ledger line (with its newline) from {column: value}; figures may be floats."""
+    return "\t".join(_clean(values.get(c, ""), c) for c in COLUMNS) + "\n"
 
 
 class Ledger:

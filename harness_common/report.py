@@ -12,35 +12,24 @@ timings drift with the machine between trials. Where the machine changed
 (the row's `cpu`) or the ledger was reanchored, the table prints a `---`
 line and the picture a dashed vertical line.
 """
-import math
 from pathlib import Path
 
 from . import config, integrity, ledger
+from .result import fmt
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _num(text):
-    """A ledger figure as a finite float, or None when empty or not a number."""
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
-def _pos(text):
+def _pos(row, column):
     """A figure that can sit on the log axis (finite and > 0), or None."""
-    value = _num(text)
+    value = ledger.number(row[column])
     return value if value is not None and value > 0 else None
 
 
-def _fmt(text, spec):
-    """A figure formatted as a number; text that is not one is shown as written."""
-    value = _num(text)
-    if value is None:
-        return text or "-"
-    return format(value, spec)
+def _cell(row, column):
+    """A figure column as the trial printed it; text that is not a number as written."""
+    value = ledger.number(row[column])
+    return (row[column] or "-") if value is None else fmt(value, ledger.FIGURES[column])
 
 
 def _unit(name):
@@ -101,11 +90,10 @@ def table(rows):
         marks.setdefault(i, []).append(text)
     for i, r in enumerate(rows, 1):
         lines += [f"--- {text}" for text in marks.get(i, [])]
-        ci = (f"[{_fmt(r['ratio_ci_low'], '.4f')}, {_fmt(r['ratio_ci_high'], '.4f')}]"
-              if r["ratio_ci_low"] else "")
+        ci = f"[{_cell(r, 'ratio_ci_low')}, {_cell(r, 'ratio_ci_high')}]" if r["ratio_ci_low"] else ""
         mark = "*" if r["status"] in ledger.KEPT else " "
-        lines.append(f"{i:>3}{mark} {r['status']:<10} {_fmt(r['geomean_ns'], '.1f'):>12} "
-                     f"{_fmt(r['ratio_vs_best'], '.4f'):>7} {ci:>17}  {r['isa']:<7} {r['description']}")
+        lines.append(f"{i:>3}{mark} {r['status']:<10} {_cell(r, 'geomean_ns'):>12} "
+                     f"{_cell(r, 'ratio_vs_best'):>7} {ci:>17}  {r['isa']:<7} {r['description']}")
     return lines
 
 
@@ -122,7 +110,7 @@ def chained(rows):
     """
     out, best = [], None
     for i, r in enumerate(rows, 1):
-        geomean, ratio = _pos(r["geomean_ns"]), _pos(r["ratio_vs_best"])
+        geomean, ratio = _pos(r, "geomean_ns"), _pos(r, "ratio_vs_best")
         if r["status"] == "baseline" and geomean:
             best = geomean
             out.append((i, best, r))
@@ -233,7 +221,7 @@ def report(target=None, results_dir=None, out=print):
         kept_pts = [(g, r) for _, g, r in chained(rows) if r["status"] in ledger.KEPT]
         if kept_pts:
             first, last = kept_pts[0][0], kept_pts[-1][0]
-            out(f"  best: {last:.1f} ns per {unit} chained from the baseline's {first:.1f} through "
+            out(f"  best: {fmt(last, 'ns')} ns per {unit} chained from the baseline's {fmt(first, 'ns')} through "
                 f"the kept ratios: {first / last:.2f}x faster")
         out("  " + audit(rows, name))
         png = folder / "progress.png"

@@ -38,7 +38,7 @@ from . import (battery, cbuild, config, cpus, integrity, isa, ledger, machinecod
 from .hosts import HostFactory
 from .integrity import IntegrityError
 from .process import KernelError, SandboxError, WorkerCrash
-from .result import ResultBlock, combo_line
+from .result import ResultBlock, combo_line, fmt
 from .timing import CheckFailure
 
 EXIT_OK, EXIT_INTERNAL, EXIT_CORRECTNESS, EXIT_BUILD, EXIT_CRASH, EXIT_POLICY = range(6)
@@ -348,22 +348,19 @@ class Trial:
             status, reasons = "reanchor", []
         self.figures, self.reasons = fig, reasons
         unit, blk = self.cfg.unit, self.block
-        self.row.update(geomean_ns=f"{fig.geomean_ns:.1f}", worst_combo=fig.worst.name,
-                        worst_ns=f"{fig.worst.ns_per_unit:.1f}", peak_rss_mb=f"{s.peak_mb:.1f}")
-        if fig.ratio is not None:
-            self.row.update(ratio_vs_best=f"{fig.ratio:.4f}", ratio_ci_low=f"{fig.ci_low:.4f}",
-                            ratio_ci_high=f"{fig.ci_high:.4f}")
-        blk.set(f"geomean_ns_per_{unit}", f"{fig.geomean_ns:.1f}")
-        for mode, ns in fig.mode_geomeans.items():
-            blk.modes.append(f"{mode} geomean_ns_per_{unit}={ns:.1f}")
-        blk.set("ratio_vs_best", None if fig.ratio is None else f"{fig.ratio:.4f}")
-        blk.set("ratio_ci95", None if fig.ratio is None else f"[{fig.ci_low:.4f}, {fig.ci_high:.4f}]")
-        blk.set(f"worst_ns_per_{unit}", f"{fig.worst.ns_per_unit:.1f} ({fig.worst.name})")
-        blk.set(f"best_ns_per_{unit}", f"{fig.fastest.ns_per_unit:.1f} ({fig.fastest.name})")
+        self.row.update(geomean_ns=fig.geomean_ns, worst_combo=fig.worst.name,
+                        worst_ns=fig.worst.ns_per_unit, peak_rss_mb=s.peak_mb, ratio_vs_best=fig.ratio,
+                        ratio_ci_low=fig.ci_low, ratio_ci_high=fig.ci_high)
+        blk.set(f"geomean_ns_per_{unit}", fmt(fig.geomean_ns, "ns"))
+        blk.modes = [f"{mode} geomean_ns_per_{unit}={fmt(ns, 'ns')}" for mode, ns in fig.mode_geomeans.items()]
+        blk.set("ratio_vs_best", fmt(fig.ratio, "ratio"))
+        blk.set("ratio_ci95", None if fig.ratio is None else
+                f"[{fmt(fig.ci_low, 'ratio')}, {fmt(fig.ci_high, 'ratio')}]")
+        blk.set(f"worst_ns_per_{unit}", f"{fmt(fig.worst.ns_per_unit, 'ns')} ({fig.worst.name})")
+        blk.set(f"best_ns_per_{unit}", f"{fmt(fig.fastest.ns_per_unit, 'ns')} ({fig.fastest.name})")
         blk.combos = [combo_line(r, unit) for r in fig.results]
-        blk.set("speedup_vs_scalar", None if fig.speedup_vs_scalar is None
-                else f"{fig.speedup_vs_scalar:.2f}")
-        blk.set("constructor_ms", f"{fig.ctor_ms:.1f}")
+        blk.set("speedup_vs_scalar", fmt(fig.speedup_vs_scalar, "speedup"))
+        blk.set("constructor_ms", fmt(fig.ctor_ms, "ms"))
         if fig.noisy:
             blk.set("warning", f"unstable timings (stdev >= 10% of the mean) on "
                                f"{', '.join(fig.noisy)}: the machine is noisy; a verdict may flip on rerun")
@@ -373,10 +370,9 @@ class Trial:
         s = self.s
         total = self.total_seconds = time.monotonic() - self.started
         self.status = status
-        self.row.update(status=status, total_seconds=f"{total:.1f}", sandbox=s.sandbox.split(":")[0],
+        self.row.update(status=status, total_seconds=total, sandbox=s.sandbox.split(":")[0],
                         timestamp=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
-        if s.peak_mb is not None:
-            self.row.setdefault("peak_rss_mb", f"{s.peak_mb:.1f}")
+        self.row.setdefault("peak_rss_mb", s.peak_mb)
         if self.ledger.fingerprint() != self.fingerprint:
             raise ledger.LedgerError(f"{self.ledger.path} changed during the trial, written by "
                                      f"something other than this harness; nothing was added")
@@ -386,9 +382,9 @@ class Trial:
             self.ledger.point_best(kept_dir)
         blk = self.block
         for key, value in (("status", status), ("reason", reason or None),
-                           ("peak_rss_mb", self.row.get("peak_rss_mb")),
-                           ("build_seconds", _fmt(s.build_seconds)), ("inputs_seconds", _fmt(s.inputs_seconds)),
-                           ("total_seconds", _fmt(total)), ("isa", s.isa), ("sandbox", s.sandbox),
+                           ("peak_rss_mb", fmt(self.row["peak_rss_mb"], "mb")),
+                           ("build_seconds", fmt(s.build_seconds, "s")),
+                           ("inputs_seconds", fmt(s.inputs_seconds, "s")), ("total_seconds", fmt(total, "s")), ("isa", s.isa), ("sandbox", s.sandbox),
                            ("amx_permission", s.amx), ("cpu", self.row["cpu"]), ("seed", s.seed),
                            ("kernel_sha256", s.sha[:16] or None), ("ledger", self.ledger.path)):
             blk.set(key, value)
@@ -466,10 +462,6 @@ def _outcome(exc):
         if isinstance(exc, kind):
             return make(exc)
     return None
-
-
-def _fmt(seconds):
-    return None if seconds is None else f"{seconds:.1f}"
 
 
 def _emit(text):
