@@ -31,14 +31,8 @@ def run(cases, host, timeout, progress=print):
                 worker.request({"cmd": "prep", "kernel": host.label, "combo": f"case{ci}",
                                 "calls": placed.specs}, timeout=timeout)
                 worker.window(timeout)
-                where = f"{call.method} (correctness case {case.name})"
-                modified = placed.modified_inputs()[0]
-                if modified:
-                    raise IntegrityError(f"the kernel wrote to its input(s) {', '.join(modified)} "
-                                         f"in {where}")
-                if worker.threads() > 1:
-                    raise IntegrityError(f"the kernel left {worker.threads() - 1} extra thread(s) "
-                                         f"running after {where}")
+                placed.check_policy(worker.threads(), "the kernel",
+                                    f"in {call.method} (correctness case {case.name})")
                 outs.append(placed.results()[0])
             reply, _, _ = worker.request({"cmd": "status"}, timeout=timeout)
             if reply.get("oracle"):

@@ -101,13 +101,10 @@ class Timer:
         _, _, prep = w.request({"cmd": "prep", "kernel": host.label, "combo": ci,
                                 "calls": placed.specs}, timeout=self.timeout)
         span = w.window(self.timeout)
-        self.audit.sample(combo.name, host, _views(calls), prep, span, w.threads())
+        self.audit.sample(combo.name, host, _views(calls), prep, span)
         small = sum(c.nbytes() for c in calls) <= VERIFY_BYTES * len(calls)
-        if small or self.secret.random() < VERIFY_FRACTION:
-            for names in placed.modified_inputs():
-                if names:
-                    raise IntegrityError(f"the {host.label} kernel wrote to its input(s) "
-                                         f"{', '.join(names)} during a timed call in {combo.name}")
+        placed.check_policy(w.threads(), f"the {host.label} kernel", f"a timed call in {combo.name}",
+                            inputs=small or self.secret.random() < VERIFY_FRACTION)
         cpu = span.cpu_ns * self.best_scale if host.label == "best" else span.cpu_ns
         return cpu, placed.results()
 
