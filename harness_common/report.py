@@ -52,9 +52,7 @@ def audit(rows, name):
         return "immutable files: no baseline row yet"
     commit, kind = anchor["commit"].split("+")[0], anchor["status"]
     try:
-        full = integrity.resolve_commit(ROOT, commit)
-        changed = integrity.changed_since(ROOT, full, integrity.immutable_paths(
-            ROOT / "targets" / name, ROOT))
+        changed = integrity.changed_immutable(ROOT, ROOT / "targets" / name, commit)
     except integrity.IntegrityError as exc:
         return f"immutable files: cannot verify ({exc})"
     if changed:

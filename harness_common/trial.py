@@ -190,12 +190,10 @@ class Trial:
         elif anchor is None:
             self._require_committed("before the baseline trial")
         else:
-            integrity.check_immutable(self.root, self.target_dir,
-                                      integrity.resolve_commit(self.root, anchor["commit"].split("+")[0]))
+            integrity.check_immutable(self.root, self.target_dir, anchor["commit"])
 
     def _require_committed(self, when):
-        changed = integrity.changed_since(self.root, "HEAD",
-                                          integrity.immutable_paths(self.target_dir, self.root))
+        changed = integrity.changed_immutable(self.root, self.target_dir, "HEAD")
         if changed:
             raise Stop(None, EXIT_INTERNAL, f"immutable file(s) differ from HEAD {when}: "
                        f"{', '.join(changed)}; commit them first (the ledger anchors to a commit)")
