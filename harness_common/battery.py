@@ -11,7 +11,6 @@ kernel's timing inherits the heap the battery left behind.
 import numpy as np
 
 from .calls import Placed
-from .integrity import IntegrityError
 
 
 def run(cases, host, timeout, progress=print):
@@ -34,9 +33,7 @@ def run(cases, host, timeout, progress=print):
                 placed.check_policy(worker.threads(), "the kernel",
                                     f"in {call.method} (correctness case {case.name})")
                 outs.append(placed.results()[0])
-            reply, _, _ = worker.request({"cmd": "status"}, timeout=timeout)
-            if reply.get("oracle"):
-                raise IntegrityError(f"{reply['oracle']} (correctness case {case.name})")
+            host.check_oracle(f"correctness case {case.name}", timeout)
             msgs = case.check(outs)
             if msgs:
                 fill = "" if which == 0 else " (under the second output fill)"

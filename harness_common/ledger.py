@@ -34,7 +34,6 @@ import stat
 import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from .result import fmt
@@ -74,15 +73,11 @@ def kernel_sha256(sources):
     return h.hexdigest()
 
 
-@dataclass(frozen=True)
-class Row:
-    values: dict
-
-    def __getitem__(self, key):
-        return self.values[key]
+class Row(dict):
+    """One ledger row, {column: text}; `get` reads a missing column as ""."""
 
     def get(self, key, default=""):
-        return self.values.get(key, default)
+        return super().get(key, default)
 
 
 def number(text):
@@ -156,14 +151,6 @@ class Ledger:
                                   f"'on' or 'off'; the file is corrupt, nothing was written")
             rows.append(row)
         return version, rows
-
-    @staticmethod
-    def baseline(rows):
-        """The first baseline row (the ledger's origin), or None."""
-        for row in rows:
-            if row["status"] == "baseline":
-                return row
-        return None
 
     @staticmethod
     def anchor(rows):
@@ -263,7 +250,7 @@ class Ledger:
         before it replaces the original, and a crash leaves either the old file
         or the whole new one (plus a stray .results.tsv.v2-* to delete)."""
         real = self.path.resolve()              # a symlinked ledger keeps its link
-        text = self.magic + "\n" + "\t".join(COLUMNS) + "\n" + "".join(_line(r.values) for r in rows)
+        text = self.magic + "\n" + "\t".join(COLUMNS) + "\n" + "".join(map(_line, rows))
         fd, tmp = tempfile.mkstemp(prefix=".results.tsv.v2-", dir=real.parent)
         try:
             with os.fdopen(fd, "wb") as f:

@@ -71,14 +71,6 @@ class Window:
     wall_ns: int
 
 
-def _proc_status(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            return {k: v.strip() for k, v in (line.split(":", 1) for line in f if ":" in line)}
-    except OSError:
-        return {}
-
-
 class WorkerProcess:
     def __init__(self, role, log_path, arena, memory_mb, cpu_seconds):
         self.role, self.log_path, self.arena = role, Path(log_path), arena
@@ -192,7 +184,7 @@ class WorkerProcess:
             return 1
 
     def _sample_memory(self):
-        hwm = _proc_status(self.proc.pid).get("VmHWM", "0 kB").split()[0]
+        hwm = sandbox.proc_status(self.proc.pid).get("VmHWM", "0 kB").split()[0]
         self.peak_kb = max(self.peak_kb, int(hwm))
 
     # ------------------------------------------------------------ ending

@@ -219,8 +219,8 @@ def report(target=None, results_dir=None, out=print):
         kept_pts = [(g, r) for _, g, r in chained(rows) if r["status"] in ledger.KEPT]
         if kept_pts:
             first, last = kept_pts[0][0], kept_pts[-1][0]
-            out(f"  best: {fmt(last, 'ns')} ns per {unit} chained from the baseline's {fmt(first, 'ns')} through "
-                f"the kept ratios: {first / last:.2f}x faster")
+            out(f"  best: {fmt(last, 'ns')} ns per {unit} chained from the baseline's "
+                f"{fmt(first, 'ns')} through the kept ratios: {first / last:.2f}x faster")
         out("  " + audit(rows, name))
         png = folder / "progress.png"
         why = picture(rows, unit, png, f"{name}: {len(rows)} trials, {len(kept)} kept")

@@ -5,10 +5,11 @@ Worker side, in `confine()`, before any kernel code exists in the process:
 an unprivileged user of the worker's own with no capabilities, not dumpable
 (so no other process can read its memory, and it can read no one's), an
 import blocker that keeps the target's oracle modules (reference, inputs)
-out of kernel code's reach, and a seccomp filter that kills the process on
-any attempt to start a thread or process, reach another process (memory,
-scheduling, signals), change clocks, limits or priorities, arm timers or
-signal handlers, sleep, or create, open for writing, rename or remove a file.
+out of kernel code's reach, and a seccomp filter that refuses any attempt to
+start a thread or process, reach another process (memory, scheduling,
+signals), change clocks, limits or priorities, arm timers or signal handlers,
+sleep, or create, open for writing, rename or remove a file. A refused call
+kills the worker by SIGSYS, after naming the call to the supervisor.
 """
 import ctypes
 import importlib.abc
@@ -96,11 +97,10 @@ _PRLIMIT64 = 302                # allowed only as a query (new_limit == NULL)
 # Files may be opened for reading only: flag bits O_WRONLY|O_RDWR|O_CREAT|O_TRUNC|O_APPEND.
 _OPEN_WRITE_BITS = 0o1 | 0o2 | 0o100 | 0o1000 | 0o2000
 _OPEN_FLAGS_ARG = {"open": (2, 1), "openat": (257, 2)}    # syscall number, flags argument
-_CONDITIONAL = {_PRLIMIT64: ("prlimit64", "change a resource limit"),
-                **{nr: (n, "signal another process") for n, nr in _SELF_SIGNAL_SYSCALLS.items()},
-                **{nr: (n, "open a file for writing") for n, (nr, _) in _OPEN_FLAGS_ARG.items()}}
 _WHY = {**{nr: (n, why) for why, calls in _FORBIDDEN.items() for n, nr in calls.items()},
-        **_CONDITIONAL}
+        **{nr: (n, "signal another process") for n, nr in _SELF_SIGNAL_SYSCALLS.items()},
+        **{nr: (n, "open a file for writing") for n, (nr, _) in _OPEN_FLAGS_ARG.items()},
+        _PRLIMIT64: ("prlimit64", "change a resource limit")}
 
 
 def refused_call(nr):
@@ -159,7 +159,7 @@ def _drop_privileges(uid, supervisor=None):
         os._exit(1)                                              # the supervisor is gone already
     if os.geteuid() == 0:
         problems.append("the worker still runs as root")
-    caps = _status_field("CapEff")
+    caps = proc_status().get("CapEff")
     if caps is None or int(caps, 16) != 0:
         problems.append(f"the worker keeps capabilities (CapEff {caps})")
     if ctypes.CDLL(None).prctl(4, 0, 0, 0, 0) != 0 or ctypes.CDLL(None).prctl(3, 0, 0, 0, 0) != 0:
@@ -167,15 +167,13 @@ def _drop_privileges(uid, supervisor=None):
     return problems
 
 
-def _status_field(name):
+def proc_status(pid="self"):
+    """/proc/<pid>/status as {field: value} ({} when unreadable)."""
     try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(name + ":"):
-                    return line.split(":", 1)[1].strip()
+        with open(f"/proc/{pid}/status") as f:
+            return {k: v.strip() for k, v in (line.split(":", 1) for line in f if ":" in line)}
     except OSError:
-        pass
-    return None
+        return {}
 
 
 _BLOCKER = None
@@ -250,14 +248,12 @@ def _handler_code(fd):
 
 def _report_refusals(fd):
     """Install the SIGSYS handler above (before the filter: afterwards sigaction is refused)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mmap.restype = ctypes.c_void_p
-    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
-                          ctypes.c_int, ctypes.c_long]
-    page = libc.mmap(None, 4096, 3, 0x22, -1, 0)      # PROT_READ|WRITE, MAP_PRIVATE|ANONYMOUS
-    code = _handler_code(fd)
+    libc = ctypes.CDLL(None)
+    libc.mmap.restype = ctypes.c_void_p     # PROT_READ|WRITE, MAP_PRIVATE|ANONYMOUS:
+    page = libc.mmap(None, ctypes.c_size_t(4096), 3, 0x22, -1, ctypes.c_long(0))
     if page in (None, ctypes.c_void_p(-1).value):
         return
+    code = _handler_code(fd)
     ctypes.memmove(page, code, len(code))
     if libc.mprotect(ctypes.c_void_p(page), ctypes.c_size_t(4096), 5) != 0:   # PROT_READ|EXEC
         return

@@ -67,14 +67,10 @@ def _kernel_stop(exc):
 # write no row (the candidate was not judged); everything a kernel causes does.
 OUTCOMES = [
     (Stop, lambda e: e),
-    (config.ConfigError, lambda e: Stop(None, EXIT_INTERNAL, str(e))),
-    (ledger.LedgerBusy, lambda e: Stop(None, EXIT_INTERNAL, str(e))),
-    (ledger.LedgerError, lambda e: Stop(None, EXIT_INTERNAL, str(e))),
-    (cpus.CpusBusy, lambda e: Stop(None, EXIT_INTERNAL, str(e))),
+    ((config.ConfigError, ledger.LedgerError, ledger.LedgerBusy, cpus.CpusBusy, ReferenceBroken,
+      machinecode.MachineCodeError), lambda e: Stop(None, EXIT_INTERNAL, str(e))),
     (SandboxError, lambda e: Stop(None, EXIT_INTERNAL, f"{e} (where the OS cannot confine "
                                   f"workers, --no-sandbox runs anyway and the row says so)")),
-    (machinecode.MachineCodeError, lambda e: Stop(None, EXIT_INTERNAL, str(e))),
-    (ReferenceBroken, lambda e: Stop(None, EXIT_INTERNAL, str(e))),
     (cbuild.BuildError, lambda e: Stop("build_fail", EXIT_BUILD, str(e))),
     (integrity.PreprocessorError, lambda e: Stop("build_fail", EXIT_BUILD, str(e))),
     (KernelError, _kernel_stop),
@@ -330,8 +326,8 @@ class Trial:
             raise
         self.s.peak_mb = max(self.s.peak_mb or 0.0, timer.peaks.get("candidate", 0.0))
         for combo, run in zip(self.s.combos, runs):
-            if run.result.ns_per_unit < combo.floor_ns:
-                raise IntegrityError(f"implausible speed on {combo.name}: {run.result.ns_per_unit:.1f} "
+            if run.ns_per_unit < combo.floor_ns:
+                raise IntegrityError(f"implausible speed on {combo.name}: {run.ns_per_unit:.1f} "
                                      f"ns per {self.cfg.unit} is below the physical floor {combo.floor_ns:.1f}")
         return runs
 
@@ -382,7 +378,8 @@ class Trial:
         for key, value in (("status", status), ("reason", reason or None),
                            ("peak_rss_mb", fmt(self.row["peak_rss_mb"], "mb")),
                            ("build_seconds", fmt(s.build_seconds, "s")),
-                           ("inputs_seconds", fmt(s.inputs_seconds, "s")), ("total_seconds", fmt(total, "s")), ("isa", s.isa), ("sandbox", s.sandbox),
+                           ("inputs_seconds", fmt(s.inputs_seconds, "s")),
+                           ("total_seconds", fmt(total, "s")), ("isa", s.isa), ("sandbox", s.sandbox),
                            ("amx_permission", s.amx), ("cpu", self.row["cpu"]), ("seed", s.seed),
                            ("kernel_sha256", s.sha[:16] or None), ("ledger", self.ledger.path)):
             blk.set(key, value)

@@ -169,7 +169,7 @@ class Worker:
         breach = self.blocker.breach() if self.blocker else None
         if breach:
             return {"error": "policy", "message": f"{breach} ({_describe(exc, path)})"}
-        return {"error": _kind(exc, default), "message": _describe(exc, path)}
+        return {"error": default, "message": _describe(exc, path)}
 
     def status(self, _msg, _arrays):
         """Whether kernel code reached for the oracle since the last question."""
@@ -198,17 +198,6 @@ class Worker:
             except BaseException:  # noqa: BLE001 - a harness bug: report it, then stop
                 self.reply({"error": "internal", "message": traceback.format_exc()})
                 return 1
-
-
-def _kind(exc, default):
-    """'policy' when kernel code hit the oracle blocker, else `default`."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, sandbox.OracleImportError):
-            return "policy"
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return default
 
 
 def _describe(exc, path=None):
