@@ -11,7 +11,6 @@ kernel's timing inherits the heap the battery left behind.
 import numpy as np
 
 from .calls import Placed
-from .integrity import IntegrityError
 
 
 def run(cases, host, timeout, progress=print):
@@ -31,18 +30,10 @@ def run(cases, host, timeout, progress=print):
                 worker.request({"cmd": "prep", "kernel": host.label, "combo": f"case{ci}",
                                 "calls": placed.specs}, timeout=timeout)
                 worker.window(timeout)
-                where = f"{call.method} (correctness case {case.name})"
-                modified = placed.modified_inputs()[0]
-                if modified:
-                    raise IntegrityError(f"the kernel wrote to its input(s) {', '.join(modified)} "
-                                         f"in {where}")
-                if worker.threads() > 1:
-                    raise IntegrityError(f"the kernel left {worker.threads() - 1} extra thread(s) "
-                                         f"running after {where}")
+                placed.check_policy(worker.threads(), "the kernel",
+                                    f"in {call.method} (correctness case {case.name})")
                 outs.append(placed.results()[0])
-            reply, _, _ = worker.request({"cmd": "status"}, timeout=timeout)
-            if reply.get("oracle"):
-                raise IntegrityError(f"{reply['oracle']} (correctness case {case.name})")
+            host.check_oracle(f"correctness case {case.name}", timeout)
             msgs = case.check(outs)
             if msgs:
                 fill = "" if which == 0 else " (under the second output fill)"

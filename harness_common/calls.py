@@ -7,13 +7,16 @@ first-touch page faults; the worker only builds array views over those
 offsets. After the call the supervisor reads the outputs and verifies the
 inputs straight from the arena: the worker's word is needed for neither.
 
-This is the one call encoder: the battery and the timing both use it.
+This is the one call encoder, and `Placed.check_policy` the one call policy
+check: the battery and the timing both use them.
 """
 import mmap
 import os
 from dataclasses import dataclass
 
 import numpy as np
+
+from .integrity import IntegrityError
 
 ALIGN = 64
 # Two fills per dtype kind: an output slot the kernel never writes keeps a
@@ -141,6 +144,18 @@ class Placed:
         """Names of inputs whose bytes changed during the calls, per call."""
         return [[n for n, (view, val) in ins.items() if not _same_bytes(view, val)]
                 for ins in self.inputs]
+
+    def check_policy(self, threads, who, where, inputs=True):
+        """After the window, from shared memory and /proc: the kernel (`who`) wrote
+        none of its inputs (when `inputs`) and left no thread running (`threads`
+        in its worker now). Raises IntegrityError naming `where`. Unwritten
+        outputs keep a wrong fill, which the checks of the results catch."""
+        modified = list(dict.fromkeys(n for names in self.modified_inputs() for n in names)) \
+            if inputs else []
+        if modified:
+            raise IntegrityError(f"{who} wrote to its input(s) {', '.join(modified)} {where}")
+        if threads > 1:
+            raise IntegrityError(f"{who} left {threads - 1} extra thread(s) running after {where}")
 
     def results(self):
         """Copies of every call's outputs (the arena is reused by the next sample)."""

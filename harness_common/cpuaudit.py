@@ -27,21 +27,16 @@ class CpuAudit:
     def __init__(self):
         self.preps = {}          # combo -> [(prep cpu ns, expected ns)]
         self.windows = {}        # (combo, label) -> [(cpu ns, wall ns)] of its windows
-        self.threads = []        # where a worker had more than one thread
 
-    def sample(self, where, host, views, prep, window, threads):
-        """One sample of `host`: its prep span, its measured window and its thread count."""
+    def sample(self, where, host, views, prep, window):
+        """One sample of `host`: its prep span and its measured window."""
         if host.label == "candidate":
             self.preps.setdefault(where, []).append(
                 (prep.cpu_ns, host.expected_prep_ns(views), window.cpu_ns))
         self.windows.setdefault((where, host.label), []).append((window.cpu_ns, window.wall_ns))
-        if threads > 1:
-            self.threads.append(f"{where} ({host.label}): {threads - 1} extra thread(s)")
 
     def problems(self):
         out = []
-        if self.threads:
-            out.append(f"the kernel left threads running after a call in {self.threads[0]}")
         # Medians per combo: the stop after a window is charged to the worker but lies
         # past the supervisor's wall clock (measured: up to 0.1 ms under load).
         parallel = [f"{where} ({label})" for (where, label), spans in self.windows.items()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .calls import Arena, Call, Placed
+from .integrity import IntegrityError
 from .process import SandboxError, WorkerCrash, WorkerProcess
 
 NULL_SAMPLES = 12
@@ -31,6 +32,12 @@ class Host:
     def expected_prep_ns(self, views):
         a, b = self.prep_cost
         return a + b * views
+
+    def check_oracle(self, where, timeout):
+        """Raise IntegrityError if kernel code reached for the oracle (the blocker's record)."""
+        reply, _, _ = self.worker.request({"cmd": "status"}, timeout=timeout)
+        if reply.get("oracle"):
+            raise IntegrityError(f"{reply['oracle']} ({where})")
 
 
 @dataclass

@@ -70,40 +70,26 @@ def head_commit(root):
 
 
 def changed_since(root, commit, paths):
-    """Immutable paths that differ from `commit` (edited, added, removed or untracked)."""
-    try:
-        _git(root, "cat-file", "-e", f"{commit}^{{commit}}")
-    except IntegrityError:
-        raise IntegrityError(
-            f"the ledger's baseline commit {commit[:12]} is not in this repository; "
-            f"immutable files cannot be verified (start a new ledger: move results.tsv aside)")
+    """Paths that differ from `commit` (edited, added, removed or untracked)."""
     changed = _git(root, "diff", "--name-only", commit, "--", *paths).split()
     untracked = _git(root, "ls-files", "--others", "--exclude-standard", "--", *paths).split()
     return sorted(set(changed) | set(untracked))
 
 
-def check_immutable(root, target_dir, baseline_commit):
-    """Raise IntegrityError naming every immutable file that changed.
+def changed_immutable(root, target_dir, commit):
+    """Immutable files that differ from `commit`: "HEAD", or a ledger row's commit as
+    recorded ('8c419a86b578+dirty'). The one lookup the trial and the report share."""
+    full = "HEAD" if commit == "HEAD" else resolve_commit(root, commit)
+    return changed_since(root, full, immutable_paths(target_dir, root))
 
-    With no baseline yet, the files must match HEAD: the baseline row
-    records HEAD, and an uncommitted edit would make that anchor a lie.
-    """
-    paths = immutable_paths(target_dir, root)
-    if baseline_commit is None:
-        commit, _ = head_commit(root)
-        if commit is None:
-            raise IntegrityError(f"{root} is not a git checkout; the ledger anchors immutable "
-                                 f"files to a commit (run `git init && git add -A && git commit`)")
-        changed = changed_since(root, commit, paths)
-        if changed:
-            raise IntegrityError(f"immutable file(s) differ from HEAD before the baseline trial: "
-                                 f"{', '.join(changed)}; commit or revert them first")
-        return
-    changed = changed_since(root, baseline_commit, paths)
+
+def check_immutable(root, target_dir, anchor_commit):
+    """Raise IntegrityError naming every immutable file changed since the ledger's anchor."""
+    changed = changed_immutable(root, target_dir, anchor_commit)
     if changed:
-        raise IntegrityError(f"immutable file(s) changed since the baseline commit "
-                             f"{baseline_commit[:12]}: {', '.join(changed)}; revert them "
-                             f"(`git checkout {baseline_commit[:12]} -- <file>`)")
+        short = anchor_commit.split("+")[0][:12]
+        raise IntegrityError(f"immutable file(s) changed since the baseline commit {short}: "
+                             f"{', '.join(changed)}; revert them (`git checkout {short} -- <file>`)")
 
 
 # ------------------------------------------------------------ kernels.c

@@ -31,6 +31,7 @@ under the new harness as the new reference; best/ does not move.
 """
 import fcntl
 import hashlib
+import math
 import os
 import re
 import shutil
@@ -38,8 +39,9 @@ import stat
 import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
+
+from .result import fmt
 
 VERSION = 2
 COLUMNS_V1 = ("timestamp", "commit", "status", "geomean_ns", "ratio_vs_best", "ratio_ci_low",
@@ -54,6 +56,10 @@ KEPT = ("baseline", "keep")              # statuses whose kernel is snapshotted 
 ANCHORS = ("baseline", "reanchor")       # statuses whose commit the immutable files must equal
 SANDBOX = ("", "on", "off")              # "" = not recorded (v1 rows)
 SOURCES = ("kernels.py", "kernels.c")
+# Columns that hold a figure, and its kind (result.fmt): written from numbers,
+# read back with `number`.
+FIGURES = {"geomean_ns": "ns", "ratio_vs_best": "ratio", "ratio_ci_low": "ratio",
+           "ratio_ci_high": "ratio", "worst_ns": "ns", "peak_rss_mb": "mb", "total_seconds": "s"}
 _MAGIC = re.compile(r"# kernel-harness ledger v(\d+) target=(\S+)")
 
 
@@ -73,25 +79,32 @@ def kernel_sha256(sources):
     return h.hexdigest()
 
 
-@dataclass(frozen=True)
-class Row:
-    values: dict
-
-    def __getitem__(self, key):
-        return self.values[key]
+class Row(dict):
+    """One ledger row, {column: text}; `get` reads a missing column as ""."""
 
     def get(self, key, default=""):
-        return self.values.get(key, default)
+        return super().get(key, default)
 
 
-def _clean(value):
+def number(text):
+    """A figure column's value as a finite float, or None (empty, `n/a`, not a number)."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _clean(value, column=None):
+    if isinstance(value, float) and column in FIGURES:
+        value = fmt(value, FIGURES[column])
     text = "" if value is None else str(value)
     return text.replace("\t", " ").replace("\r", " ").replace("\n", " ")
 
 
 def _line(values):
-    """One v2 ledger line (with its newline) from {column: value}."""
-    return "\t".join(_clean(values.get(c, "")) for c in COLUMNS) + "\n"
+    """One v2 ledger line (with its newline) from {column: value}; figures may be floats."""
+    return "\t".join(_clean(values.get(c, ""), c) for c in COLUMNS) + "\n"
 
 
 class Ledger:
@@ -144,14 +157,6 @@ class Ledger:
                                   f"'on' or 'off'; the file is corrupt, nothing was written")
             rows.append(row)
         return version, rows
-
-    @staticmethod
-    def baseline(rows):
-        """The first baseline row (the ledger's origin), or None."""
-        for row in rows:
-            if row["status"] == "baseline":
-                return row
-        return None
 
     @staticmethod
     def anchor(rows):
@@ -251,7 +256,7 @@ class Ledger:
         before it replaces the original, and a crash leaves either the old file
         or the whole new one (plus a stray .results.tsv.v2-* to delete)."""
         real = self.path.resolve()              # a symlinked ledger keeps its link
-        text = self.magic + "\n" + "\t".join(COLUMNS) + "\n" + "".join(_line(r.values) for r in rows)
+        text = self.magic + "\n" + "\t".join(COLUMNS) + "\n" + "".join(map(_line, rows))
         fd, tmp = tempfile.mkstemp(prefix=".results.tsv.v2-", dir=real.parent)
         try:
             with os.fdopen(fd, "wb") as f:

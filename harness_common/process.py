@@ -71,28 +71,22 @@ class Window:
     wall_ns: int
 
 
-def _proc_status(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            return {k: v.strip() for k, v in (line.split(":", 1) for line in f if ":" in line)}
-    except OSError:
-        return {}
-
-
 class WorkerProcess:
     def __init__(self, role, log_path, arena, memory_mb, cpu_seconds):
         self.role, self.log_path, self.arena = role, Path(log_path), arena
         cmd_r, self.cmd_w = os.pipe()
         self.reply_r, reply_w = os.pipe()
+        self.refused_r, refused_w = os.pipe()       # the SIGSYS handler's report (sandbox.py)
         self.log = open(self.log_path, "wb")
         self.uid = _UID_BASE + secrets.randbelow(_UID_SPAN)
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-c", _BOOT, str(ROOT), str(cmd_r), str(reply_w), str(arena.fd)],
+            [sys.executable, "-I", "-c", _BOOT, str(ROOT), str(cmd_r), str(reply_w), str(arena.fd),
+             str(refused_w)],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
-            env=dict(sandbox.WORKER_ENV), pass_fds=(cmd_r, reply_w, arena.fd), close_fds=True,
+            env=dict(sandbox.WORKER_ENV), pass_fds=(cmd_r, reply_w, arena.fd, refused_w), close_fds=True,
             start_new_session=True, preexec_fn=sandbox.limit_resources(memory_mb, cpu_seconds))
-        os.close(cmd_r)
-        os.close(reply_w)
+        for fd in (cmd_r, reply_w, refused_w):
+            os.close(fd)
         self.memory_mb = memory_mb
         self.peak_kb = 0
         self.exit_info = None
@@ -190,7 +184,7 @@ class WorkerProcess:
             return 1
 
     def _sample_memory(self):
-        hwm = _proc_status(self.proc.pid).get("VmHWM", "0 kB").split()[0]
+        hwm = sandbox.proc_status(self.proc.pid).get("VmHWM", "0 kB").split()[0]
         self.peak_kb = max(self.peak_kb, int(hwm))
 
     # ------------------------------------------------------------ ending
@@ -225,12 +219,9 @@ class WorkerProcess:
         where = f" during {self.phase}"
         if code is not None and code < 0:
             sig = -code
-            if sig == signal.SIGSYS:
-                return WorkerCrash(
-                    "forbidden system call" + where + ": kernel code tried to start a thread or "
-                    "process, reach another process, write, create or remove a file, sleep, change "
-                    "a clock, limit or priority, arm a timer or signal handler, or open a socket",
-                    policy=True)
+            if sig == signal.SIGSYS:          # the death is the verdict, the report its name
+                return WorkerCrash(f"forbidden system call {sandbox.refused_call(self._refused())}"
+                                   + where, policy=True)
             if sig == signal.SIGXCPU:
                 return WorkerCrash("CPU time limit exceeded" + where)
             name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else sig
@@ -238,6 +229,15 @@ class WorkerProcess:
         if "MemoryError" in tail or "Cannot allocate memory" in tail:
             return WorkerCrash(f"out of memory (limit {self.memory_mb} MB)" + where)
         return WorkerCrash(f"worker exited with code {code}" + where + (f": {tail}" if tail else ""))
+
+    def _refused(self):
+        """The last number the worker's SIGSYS handler reported, or None."""
+        os.set_blocking(self.refused_r, False)
+        try:
+            data = os.read(self.refused_r, 1 << 16)
+        except OSError:
+            return None
+        return int.from_bytes(data[-4:], "little") if len(data) >= 4 else None
 
     def log_tail(self, lines=6):
         try:
@@ -267,7 +267,7 @@ class WorkerProcess:
                 time.sleep(0.005)
             if self.exit_info is None:
                 self.kill()
-        for fd in (self.cmd_w, self.reply_r):
+        for fd in (self.cmd_w, self.reply_r, self.refused_r):
             try:
                 os.close(fd)
             except OSError:

@@ -12,35 +12,24 @@ timings drift with the machine between trials. Where the machine changed
 (the row's `cpu`) or the ledger was reanchored, the table prints a `---`
 line and the picture a dashed vertical line.
 """
-import math
 from pathlib import Path
 
 from . import config, integrity, ledger
+from .result import fmt
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _num(text):
-    """A ledger figure as a finite float, or None when empty or not a number."""
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
-def _pos(text):
+def _pos(row, column):
     """A figure that can sit on the log axis (finite and > 0), or None."""
-    value = _num(text)
+    value = ledger.number(row[column])
     return value if value is not None and value > 0 else None
 
 
-def _fmt(text, spec):
-    """A figure formatted as a number; text that is not one is shown as written."""
-    value = _num(text)
-    if value is None:
-        return text or "-"
-    return format(value, spec)
+def _cell(row, column):
+    """A figure column as the trial printed it; text that is not a number as written."""
+    value = ledger.number(row[column])
+    return (row[column] or "-") if value is None else fmt(value, ledger.FIGURES[column])
 
 
 def _unit(name):
@@ -63,9 +52,7 @@ def audit(rows, name):
         return "immutable files: no baseline row yet"
     commit, kind = anchor["commit"].split("+")[0], anchor["status"]
     try:
-        full = integrity.resolve_commit(ROOT, commit)
-        changed = integrity.changed_since(ROOT, full, integrity.immutable_paths(
-            ROOT / "targets" / name, ROOT))
+        changed = integrity.changed_immutable(ROOT, ROOT / "targets" / name, commit)
     except integrity.IntegrityError as exc:
         return f"immutable files: cannot verify ({exc})"
     if changed:
@@ -102,11 +89,10 @@ def table(rows):
         marks.setdefault(i, []).append(text)
     for i, r in enumerate(rows, 1):
         lines += [f"--- {text}" for text in marks.get(i, [])]
-        ci = (f"[{_fmt(r['ratio_ci_low'], '.4f')}, {_fmt(r['ratio_ci_high'], '.4f')}]"
-              if r["ratio_ci_low"] else "")
+        ci = f"[{_cell(r, 'ratio_ci_low')}, {_cell(r, 'ratio_ci_high')}]" if r["ratio_ci_low"] else ""
         mark = "*" if r["status"] in ledger.KEPT else " "
-        lines.append(f"{i:>3}{mark} {r['status']:<10} {_fmt(r['geomean_ns'], '.1f'):>12} "
-                     f"{_fmt(r['ratio_vs_best'], '.4f'):>7} {ci:>17}  {r['isa']:<{w}} {r['description']}")
+        lines.append(f"{i:>3}{mark} {r['status']:<10} {_cell(r, 'geomean_ns'):>12} "
+                     f"{_cell(r, 'ratio_vs_best'):>7} {ci:>17}  {r['isa']:<{w}} {r['description']}")
     return lines
 
 
@@ -123,7 +109,7 @@ def chained(rows):
     """
     out, best = [], None
     for i, r in enumerate(rows, 1):
-        geomean, ratio = _pos(r["geomean_ns"]), _pos(r["ratio_vs_best"])
+        geomean, ratio = _pos(r, "geomean_ns"), _pos(r, "ratio_vs_best")
         if r["status"] == "baseline" and geomean:
             best = geomean
             out.append((i, best, r))
@@ -234,8 +220,8 @@ def report(target=None, results_dir=None, out=print):
         kept_pts = [(g, r) for _, g, r in chained(rows) if r["status"] in ledger.KEPT]
         if kept_pts:
             first, last = kept_pts[0][0], kept_pts[-1][0]
-            out(f"  best: {last:.1f} ns per {unit} chained from the baseline's {first:.1f} through "
-                f"the kept ratios: {first / last:.2f}x faster")
+            out(f"  best: {fmt(last, 'ns')} ns per {unit} chained from the baseline's "
+                f"{fmt(first, 'ns')} through the kept ratios: {first / last:.2f}x faster")
         out("  " + audit(rows, name))
         png = folder / "progress.png"
         why = picture(rows, unit, png, f"{name}: {len(rows)} trials, {len(kept)} kept")

@@ -4,7 +4,18 @@ Agents grep it (`grep '^status:'`), so the keys and their order never
 change; a figure the trial did not reach prints as `n/a`. `combo:` lines
 repeat, one per speed combo; `mode:` lines, one per mode of a target that
 times several (pq_l2: queries per call).
+
+Figures travel as numbers (the trial's, the ledger reader's) and are turned
+into text only by `fmt`, so the block, the ledger and the report print the
+same digits.
 """
+# Digits after the point, per kind of figure.
+_DIGITS = {"ns": 1, "ratio": 4, "speedup": 2, "mb": 1, "ms": 1, "s": 1}
+
+
+def fmt(value, kind):
+    """A figure as text (`kind`: ns, ratio, speedup, mb, ms or s); None stays None."""
+    return None if value is None else f"{value:.{_DIGITS[kind]}f}"
 
 
 def keys(unit):
@@ -44,10 +55,10 @@ class ResultBlock:
 
 
 def combo_line(res, unit):
-    text = f"{res.name} ns_per_{unit}={res.ns_per_unit:.1f}"
+    text = f"{res.name} ns_per_{unit}={fmt(res.ns_per_unit, 'ns')}"
     if res.ratio is not None:
-        text += (f" best_ns_per_{unit}={res.best_ns_per_unit:.1f} ratio={res.ratio:.4f}"
-                 f" ci95=[{res.ci_low:.4f},{res.ci_high:.4f}]")
+        text += (f" best_ns_per_{unit}={fmt(res.best_ns_per_unit, 'ns')} ratio={fmt(res.ratio, 'ratio')}"
+                 f" ci95=[{fmt(res.ci_low, 'ratio')},{fmt(res.ci_high, 'ratio')}]")
     if res.scalar_ns_per_unit is not None:
-        text += f" speedup_vs_scalar={res.scalar_ns_per_unit / res.ns_per_unit:.2f}"
+        text += f" speedup_vs_scalar={fmt(res.scalar_ns_per_unit / res.ns_per_unit, 'speedup')}"
     return text + f" rounds={res.rounds} cv={100 * res.cv:.1f}%"

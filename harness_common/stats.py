@@ -32,25 +32,15 @@ def round_ratios(a_ns, b_ns):
     return a / b
 
 
-def _equal_blocks(blocks):
-    """(blocks, rounds) array; blocks of unequal length are cut to the shortest."""
-    n = min(len(b) for b in blocks)
-    return np.stack([np.asarray(b, dtype=np.float64)[:n] for b in blocks])
-
-
 def _boot_medians(blocks, block_idx, rng):
     """Median of each bootstrap resample: blocks chosen by `block_idx` (samples, B),
-    rounds resampled within each chosen block."""
-    r = _equal_blocks(blocks)
+    rounds resampled within each chosen block (blocks cut to the shortest)."""
+    n = min(len(b) for b in blocks)
+    r = np.stack([np.asarray(b, dtype=np.float64)[:n] for b in blocks])
     s, nb = block_idx.shape
-    n = r.shape[1]
     chosen = r[block_idx]                                   # (samples, B, rounds)
     within = rng.integers(0, n, size=(s, nb, n))
     return np.median(np.take_along_axis(chosen, within, axis=2).reshape(s, nb * n), axis=1)
-
-
-def _block_idx(nblocks, rng, samples):
-    return rng.integers(0, nblocks, size=(samples, nblocks))
 
 
 # Two-sided 97.5% quantiles of Student's t for 1..9 degrees of freedom.
@@ -74,7 +64,8 @@ def median_ci(blocks, rng=None, samples=BOOTSTRAP_SAMPLES):
 
     `blocks` is a list of per-round ratio arrays, one per worker pair."""
     rng = rng or np.random.default_rng(0)
-    boots = _boot_medians(blocks, _block_idx(len(blocks), rng, samples), rng)
+    idx = rng.integers(0, len(blocks), size=(samples, len(blocks)))
+    boots = _boot_medians(blocks, idx, rng)
     point = float(np.median(np.concatenate([np.asarray(b, float) for b in blocks])))
     return _widen(point, float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975)),
                   [np.log(np.median(b)) for b in blocks])
@@ -87,7 +78,8 @@ def geomean_ci(ratio_sets, rng=None, samples=BOOTSTRAP_SAMPLES):
     rng = rng or np.random.default_rng(0)
     point = geomean([np.median(np.concatenate([np.asarray(b, float) for b in r]))
                      for r in ratio_sets])
-    idx = _block_idx(min(len(r) for r in ratio_sets), rng, samples)
+    nb = min(len(r) for r in ratio_sets)
+    idx = rng.integers(0, nb, size=(samples, nb))
     logs = np.zeros(samples)
     for r in ratio_sets:
         logs += np.log(_boot_medians(r[:idx.shape[1]], idx, rng))
@@ -109,12 +101,10 @@ class ComboResult:
     cv: float                       # stdev / mean of the candidate's samples (pyperf's measure)
     scalar_ns_per_unit: float | None = None
     block_ratios: list | None = None  # per worker pair, the per-round ratios
-
-    def as_dict(self):
-        return {k: v for k, v in self.__dict__.items() if k != "block_ratios"}
+    ctor_ns: int = 0                  # the candidate's slowest constructor (CPU time)
 
 
-def summarize_combo(name, a_blocks, b_blocks, units, rng, scalar_ns=None):
+def summarize_combo(name, a_blocks, b_blocks, units, rng, scalar_ns=None, ctor_ns=0):
     """ComboResult from per-block (rounds, samples) candidate and best CPU times
     (b_blocks None: no best kernel yet)."""
     a = np.concatenate([np.asarray(x, dtype=np.float64).ravel() for x in a_blocks]) / units
@@ -123,8 +113,9 @@ def summarize_combo(name, a_blocks, b_blocks, units, rng, scalar_ns=None):
     rounds = sum(len(x) for x in a_blocks)
     scalar = None if scalar_ns is None else float(np.median(scalar_ns))
     if b_blocks is None:
-        return ComboResult(name, med, None, None, None, None, rounds, cv, scalar)
+        return ComboResult(name, med, None, None, None, None, rounds, cv, scalar, None, ctor_ns)
     ratios = [round_ratios(x, y) for x, y in zip(a_blocks, b_blocks)]
     ratio, lo, hi = median_ci(ratios, rng)
     b = np.concatenate([np.asarray(y, dtype=np.float64).ravel() for y in b_blocks]) / units
-    return ComboResult(name, med, float(np.median(b)), ratio, lo, hi, rounds, cv, scalar, ratios)
+    return ComboResult(name, med, float(np.median(b)), ratio, lo, hi, rounds, cv, scalar, ratios,
+                       ctor_ns)

@@ -19,7 +19,6 @@ run, come from a secret source, not from the trial seed.
 """
 import secrets
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -43,13 +42,6 @@ class CheckFailure(RuntimeError):
         self.label, self.messages = label, messages
 
 
-@dataclass
-class ComboRun:
-    result: stats.ComboResult
-    ctor_ns: int                  # the candidate's slowest constructor (CPU time)
-    ratios: list | None           # per block, the per-round candidate/best ratios
-
-
 def scalar_version(combo, call):
     """The call cut to `combo.scalar_units` units, for the slow scalar yardstick."""
     n = combo.scalar_units
@@ -69,11 +61,6 @@ def sample_bytes_bound(call_bytes):
     return call_bytes * calls_per_sample(1, call_bytes)
 
 
-def _views(calls):
-    return sum(sum(isinstance(v, np.ndarray) for v in c.args.values()) + len(c.outputs)
-               for c in calls)
-
-
 class Timer:
     """Runs the speed combos of a trial; see the module docstring."""
 
@@ -88,7 +75,6 @@ class Timer:
         self.secret = np.random.default_rng(secrets.randbits(128))  # checks, layout, rounds
         self.audit = CpuAudit()
         self.peaks = {}
-        self.sandbox, self.amx = "on", "not requested"
         self.best_scale = best_scale    # != 1 only in `calibrate`: a known slowdown of the best
 
     # ------------------------------------------------------------ one sample
@@ -101,13 +87,10 @@ class Timer:
         _, _, prep = w.request({"cmd": "prep", "kernel": host.label, "combo": ci,
                                 "calls": placed.specs}, timeout=self.timeout)
         span = w.window(self.timeout)
-        self.audit.sample(combo.name, host, _views(calls), prep, span, w.threads())
+        self.audit.sample(combo.name, host, sum(map(len, placed.inputs + placed.outputs)), prep, span)
         small = sum(c.nbytes() for c in calls) <= VERIFY_BYTES * len(calls)
-        if small or self.secret.random() < VERIFY_FRACTION:
-            for names in placed.modified_inputs():
-                if names:
-                    raise IntegrityError(f"the {host.label} kernel wrote to its input(s) "
-                                         f"{', '.join(names)} during a timed call in {combo.name}")
+        placed.check_policy(w.threads(), f"the {host.label} kernel", f"a timed call in {combo.name}",
+                            inputs=small or self.secret.random() < VERIFY_FRACTION)
         cpu = span.cpu_ns * self.best_scale if host.label == "best" else span.cpu_ns
         return cpu, placed.results()
 
@@ -170,8 +153,6 @@ class Timer:
             self.pair_start_s = time.monotonic() - t
         scalar = self.factory.start("scalar") if self.have_scalar and b == 0 else None
         started = pair + ([scalar] if scalar else [])
-        self.sandbox = "on" if all(h.sandbox == "on" for h in started) else started[0].sandbox
-        self.amx = pair[0].amx
         try:
             for ci, combo in enumerate(self.combos):
                 for host in started:
@@ -193,7 +174,8 @@ class Timer:
                 if scalar is not None:
                     rec["scalar"] = self._scalar(scalar, ci, combo)
                 self._recheck(combo, pending)
-                self._oracle_check(started, combo)
+                for host in started:
+                    host.check_oracle(f"the {host.label} kernel, in {combo.name}", self.timeout)
                 rec["blocks"].append(times)
                 for host in started:
                     host.worker.request({"cmd": "drop", "combo": ci}, timeout=self.timeout)
@@ -204,12 +186,6 @@ class Timer:
             for label, peak in hosts.stop_all(started).items():
                 self.peaks[label] = max(self.peaks.get(label, 0.0), peak)
 
-    def _oracle_check(self, started, combo):
-        for host in started:
-            reply, _, _ = host.worker.request({"cmd": "status"}, timeout=self.timeout)
-            if reply.get("oracle"):
-                raise IntegrityError(f"{reply['oracle']} (the {host.label} kernel, in {combo.name})")
-
     # ------------------------------------------------------------ the trial's timing
 
     def _result(self, combo, rec):
@@ -217,10 +193,11 @@ class Timer:
         a = [[[t[("candidate", 0)], t[("candidate", 1)]] for t in blk] for blk in rec["blocks"]]
         b = [[[t[("best", 0)], t[("best", 1)]] for t in blk] for blk in rec["blocks"]] \
             if "best" in self.labels else None
-        return stats.summarize_combo(combo.name, a, b, units, self.secret, rec.get("scalar"))
+        return stats.summarize_combo(combo.name, a, b, units, self.secret, rec.get("scalar"),
+                                     rec.get("ctor", 0))
 
     def run(self):
-        """ComboRun per combo, in order; raises CheckFailure, IntegrityError, WorkerCrash."""
+        """stats.ComboResult per combo, in order; raises CheckFailure, IntegrityError, WorkerCrash."""
         self.started = time.monotonic()
         record = [{"blocks": []} for _ in self.combos]
         for b in range(self.blocks):
@@ -228,11 +205,7 @@ class Timer:
         problems = self.audit.problems()
         if problems:
             raise IntegrityError("; ".join(problems))
-        runs = []
-        for combo, rec in zip(self.combos, record):
-            res = self._result(combo, rec)
-            runs.append(ComboRun(res, rec["ctor"], res.block_ratios))
-        return runs
+        return [self._result(combo, rec) for combo, rec in zip(self.combos, record)]
 
 
 def _progress_line(res, rec):

@@ -41,7 +41,7 @@ from . import (battery, cbuild, config, cpus, integrity, isa, ledger, machinecod
 from .hosts import HostFactory
 from .integrity import IntegrityError
 from .process import KernelError, SandboxError, WorkerCrash
-from .result import ResultBlock, combo_line
+from .result import ResultBlock, combo_line, fmt
 from .timing import CheckFailure
 
 EXIT_OK, EXIT_INTERNAL, EXIT_CORRECTNESS, EXIT_BUILD, EXIT_CRASH, EXIT_POLICY = range(6)
@@ -70,14 +70,10 @@ def _kernel_stop(exc):
 # write no row (the candidate was not judged); everything a kernel causes does.
 OUTCOMES = [
     (Stop, lambda e: e),
-    (config.ConfigError, lambda e: Stop(None, EXIT_INTERNAL, str(e))),
-    (ledger.LedgerBusy, lambda e: Stop(None, EXIT_INTERNAL, str(e))),
-    (ledger.LedgerError, lambda e: Stop(None, EXIT_INTERNAL, str(e))),
-    (cpus.CpusBusy, lambda e: Stop(None, EXIT_INTERNAL, str(e))),
+    ((config.ConfigError, ledger.LedgerError, ledger.LedgerBusy, cpus.CpusBusy, ReferenceBroken,
+      machinecode.MachineCodeError), lambda e: Stop(None, EXIT_INTERNAL, str(e))),
     (SandboxError, lambda e: Stop(None, EXIT_INTERNAL, f"{e} (where the OS cannot confine "
                                   f"workers, --no-sandbox runs anyway and the row says so)")),
-    (machinecode.MachineCodeError, lambda e: Stop(None, EXIT_INTERNAL, str(e))),
-    (ReferenceBroken, lambda e: Stop(None, EXIT_INTERNAL, str(e))),
     (cbuild.BuildError, lambda e: Stop("build_fail", EXIT_BUILD, str(e))),
     (integrity.PreprocessorError, lambda e: Stop("build_fail", EXIT_BUILD, str(e))),
     (KernelError, _kernel_stop),
@@ -203,12 +199,10 @@ class Trial:
         elif anchor is None:
             self._require_committed("before the baseline trial")
         else:
-            integrity.check_immutable(self.root, self.target_dir,
-                                      integrity.resolve_commit(self.root, anchor["commit"].split("+")[0]))
+            integrity.check_immutable(self.root, self.target_dir, anchor["commit"])
 
     def _require_committed(self, when):
-        changed = integrity.changed_since(self.root, "HEAD",
-                                          integrity.immutable_paths(self.target_dir, self.root))
+        changed = integrity.changed_immutable(self.root, self.target_dir, "HEAD")
         if changed:
             raise Stop(None, EXIT_INTERNAL, f"immutable file(s) differ from HEAD {when}: "
                        f"{', '.join(changed)}; commit them first (the ledger anchors to a commit)")
@@ -350,8 +344,8 @@ class Trial:
             raise
         self.s.peak_mb = max(self.s.peak_mb or 0.0, timer.peaks.get("candidate", 0.0))
         for combo, run in zip(self.s.combos, runs):
-            if run.result.ns_per_unit < combo.floor_ns:
-                raise IntegrityError(f"implausible speed on {combo.name}: {run.result.ns_per_unit:.1f} "
+            if run.ns_per_unit < combo.floor_ns:
+                raise IntegrityError(f"implausible speed on {combo.name}: {run.ns_per_unit:.1f} "
                                      f"ns per {self.cfg.unit} is below the physical floor {combo.floor_ns:.1f}")
         return runs
 
@@ -366,22 +360,19 @@ class Trial:
             status, reasons = "reanchor", []
         self.figures, self.reasons = fig, reasons
         unit, blk = self.cfg.unit, self.block
-        self.row.update(geomean_ns=f"{fig.geomean_ns:.1f}", worst_combo=fig.worst.name,
-                        worst_ns=f"{fig.worst.ns_per_unit:.1f}", peak_rss_mb=f"{s.peak_mb:.1f}")
-        if fig.ratio is not None:
-            self.row.update(ratio_vs_best=f"{fig.ratio:.4f}", ratio_ci_low=f"{fig.ci_low:.4f}",
-                            ratio_ci_high=f"{fig.ci_high:.4f}")
-        blk.set(f"geomean_ns_per_{unit}", f"{fig.geomean_ns:.1f}")
-        for mode, ns in fig.mode_geomeans.items():
-            blk.modes.append(f"{mode} geomean_ns_per_{unit}={ns:.1f}")
-        blk.set("ratio_vs_best", None if fig.ratio is None else f"{fig.ratio:.4f}")
-        blk.set("ratio_ci95", None if fig.ratio is None else f"[{fig.ci_low:.4f}, {fig.ci_high:.4f}]")
-        blk.set(f"worst_ns_per_{unit}", f"{fig.worst.ns_per_unit:.1f} ({fig.worst.name})")
-        blk.set(f"best_ns_per_{unit}", f"{fig.fastest.ns_per_unit:.1f} ({fig.fastest.name})")
+        self.row.update(geomean_ns=fig.geomean_ns, worst_combo=fig.worst.name,
+                        worst_ns=fig.worst.ns_per_unit, peak_rss_mb=s.peak_mb, ratio_vs_best=fig.ratio,
+                        ratio_ci_low=fig.ci_low, ratio_ci_high=fig.ci_high)
+        blk.set(f"geomean_ns_per_{unit}", fmt(fig.geomean_ns, "ns"))
+        blk.modes = [f"{mode} geomean_ns_per_{unit}={fmt(ns, 'ns')}" for mode, ns in fig.mode_geomeans.items()]
+        blk.set("ratio_vs_best", fmt(fig.ratio, "ratio"))
+        blk.set("ratio_ci95", None if fig.ratio is None else
+                f"[{fmt(fig.ci_low, 'ratio')}, {fmt(fig.ci_high, 'ratio')}]")
+        blk.set(f"worst_ns_per_{unit}", f"{fmt(fig.worst.ns_per_unit, 'ns')} ({fig.worst.name})")
+        blk.set(f"best_ns_per_{unit}", f"{fmt(fig.fastest.ns_per_unit, 'ns')} ({fig.fastest.name})")
         blk.combos = [combo_line(r, unit) for r in fig.results]
-        blk.set("speedup_vs_scalar", None if fig.speedup_vs_scalar is None
-                else f"{fig.speedup_vs_scalar:.2f}")
-        blk.set("constructor_ms", f"{fig.ctor_ms:.1f}")
+        blk.set("speedup_vs_scalar", fmt(fig.speedup_vs_scalar, "speedup"))
+        blk.set("constructor_ms", fmt(fig.ctor_ms, "ms"))
         if fig.noisy:
             blk.set("warning", f"unstable timings (stdev >= 10% of the mean) on "
                                f"{', '.join(fig.noisy)}: the machine is noisy; a verdict may flip on rerun")
@@ -397,10 +388,9 @@ class Trial:
         s = self.s
         total = self.total_seconds = time.monotonic() - self.started
         self.status = status
-        self.row.update(status=status, total_seconds=f"{total:.1f}", sandbox=s.sandbox.split(":")[0],
+        self.row.update(status=status, total_seconds=total, sandbox=s.sandbox.split(":")[0],
                         timestamp=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
-        if s.peak_mb is not None:
-            self.row.setdefault("peak_rss_mb", f"{s.peak_mb:.1f}")
+        self.row.setdefault("peak_rss_mb", s.peak_mb)
         if self.ledger.fingerprint() != self.fingerprint:
             raise ledger.LedgerError(f"{self.ledger.path} changed during the trial, written by "
                                      f"something other than this harness; nothing was added")
@@ -410,9 +400,10 @@ class Trial:
             self.ledger.point_best(kept_dir)
         blk = self.block
         for key, value in (("status", status), ("reason", reason or None),
-                           ("peak_rss_mb", self.row.get("peak_rss_mb")),
-                           ("build_seconds", _fmt(s.build_seconds)), ("inputs_seconds", _fmt(s.inputs_seconds)),
-                           ("total_seconds", _fmt(total)), ("isa", isa.describe(s.isa)),
+                           ("peak_rss_mb", fmt(self.row["peak_rss_mb"], "mb")),
+                           ("build_seconds", fmt(s.build_seconds, "s")),
+                           ("inputs_seconds", fmt(s.inputs_seconds, "s")),
+                           ("total_seconds", fmt(total, "s")), ("isa", isa.describe(s.isa)),
                            ("sandbox", s.sandbox),
                            ("amx_permission", "not needed (emulated)" if s.emulated and s.isa == "amx"
                             else s.amx), ("cpu", self.row["cpu"]), ("seed", s.seed),
@@ -495,10 +486,6 @@ def _outcome(exc):
         if isinstance(exc, kind):
             return make(exc)
     return None
-
-
-def _fmt(seconds):
-    return None if seconds is None else f"{seconds:.1f}"
 
 
 def _emit(text):

@@ -35,22 +35,21 @@ class Figures:
         return [r.name for r in self.results if r.cv >= 0.10]
 
 
-def figures(runs, rng, modes=None):
-    """Figures from timing.ComboRun's (ratios need a best kernel in the run);
+def figures(res, rng, modes=None):
+    """Figures from stats.ComboResult's (ratios need a best kernel in the run);
     `modes` labels each combo's mode for the per-mode geomeans."""
-    res = [r.result for r in runs]
     modes = modes or [""] * len(res)
     by_mode = {}
     for mode, r in zip(modes, res):
         if mode:
             by_mode.setdefault(mode, []).append(r.ns_per_unit)
     ratio = lo = hi = None
-    if all(r.ratios is not None for r in runs):
-        ratio, lo, hi = stats.geomean_ci([r.ratios for r in runs], rng)
+    if all(r.block_ratios is not None for r in res):
+        ratio, lo, hi = stats.geomean_ci([r.block_ratios for r in res], rng)
     scalar = [r.scalar_ns_per_unit / r.ns_per_unit for r in res if r.scalar_ns_per_unit]
     return Figures(res, stats.geomean([r.ns_per_unit for r in res]), ratio, lo, hi,
                    stats.geomean(scalar) if scalar else None,
-                   max(r.ctor_ns for r in runs) / 1e6,
+                   max(r.ctor_ns for r in res) / 1e6,
                    {m: stats.geomean(v) for m, v in by_mode.items()})
 
 

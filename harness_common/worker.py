@@ -47,8 +47,9 @@ def _keep_freed_memory():
 
 
 class Worker:
-    def __init__(self, cmd_fd, reply_fd, arena_fd):
+    def __init__(self, cmd_fd, reply_fd, arena_fd, refused_fd=None):
         self.cmd_fd, self.reply_fd, self.arena_fd = cmd_fd, reply_fd, arena_fd
+        self.refused_fd = refused_fd     # where the SIGSYS handler names a refused call
         self.isa = "scalar"
         self.arena = None
         self.sources = {}        # kernel name -> (path, source bytes, class, methods)
@@ -82,7 +83,8 @@ class Worker:
         for mod in _PRELOAD:
             __import__(mod)
         sys.dont_write_bytecode = True          # nothing to write: the filter forbids it
-        problems = sandbox.confine(msg["uid"], msg["blocked"], msg["root"], self.supervisor)
+        problems = sandbox.confine(msg["uid"], msg["blocked"], msg["root"], self.supervisor,
+                                   self.refused_fd)
         if problems and msg["require_sandbox"]:
             self.sources.clear()               # nothing left to load: no kernel code runs here
             cbuild.use_prebuilt({})
@@ -167,7 +169,7 @@ class Worker:
         breach = self.blocker.breach() if self.blocker else None
         if breach:
             return {"error": "policy", "message": f"{breach} ({_describe(exc, path)})"}
-        return {"error": _kind(exc, default), "message": _describe(exc, path)}
+        return {"error": default, "message": _describe(exc, path)}
 
     def status(self, _msg, _arrays):
         """Whether kernel code reached for the oracle since the last question."""
@@ -198,17 +200,6 @@ class Worker:
                 return 1
 
 
-def _kind(exc, default):
-    """'policy' when kernel code hit the oracle blocker, else `default`."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, sandbox.OracleImportError):
-            return "policy"
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return default
-
-
 def _describe(exc, path=None):
     """The exception and its innermost frames, pointing at kernel code."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__)
@@ -221,4 +212,4 @@ def _describe(exc, path=None):
 
 
 def main(argv):
-    return Worker(int(argv[0]), int(argv[1]), int(argv[2])).serve()
+    return Worker(*map(int, argv[:4])).serve()

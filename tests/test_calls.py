@@ -5,6 +5,7 @@ signed zeros included), and hands out copies of the outputs."""
 import numpy as np
 import pytest
 
+from harness_common.integrity import IntegrityError
 from harness_common.calls import ALIGN, Arena, Call, Placed, fill_value
 
 
@@ -184,6 +185,19 @@ def test_a_flipped_zero_sign_is_reported(arena):
     a = placed.specs[0]["args"]["x"]
     arena.view(a["offset"], "float32", (8,))[3] = -0.0
     assert placed.modified_inputs() == [["x"]]
+
+
+def test_the_call_policy_names_inputs_written_and_threads_left(arena):
+    calls = _calls(np.random.default_rng(15))
+    placed = Placed(arena, calls, 0, np.random.default_rng(16))
+    placed.check_policy(1, "the kernel", "in f")                     # clean: no error
+    arena.bytes[placed.specs[0]["args"]["codes"]["offset"]] ^= 1
+    placed.check_policy(1, "the kernel", "in f", inputs=False)       # inputs not verified
+    with pytest.raises(IntegrityError, match=r"^the kernel wrote to its input\(s\) codes in f$"):
+        placed.check_policy(1, "the kernel", "in f")
+    arena.bytes[placed.specs[0]["args"]["codes"]["offset"]] ^= 1
+    with pytest.raises(IntegrityError, match=r"left 2 extra thread\(s\) running after a call"):
+        placed.check_policy(3, "the best kernel", "a call")
 
 
 # ------------------------------------------------------------ results

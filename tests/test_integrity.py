@@ -309,7 +309,8 @@ def repo(tmp_path, monkeypatch):
 def test_check_immutable_passes_on_clean_checkout(repo):
     root, target, commit = repo
     integrity.check_immutable(root, target, commit)
-    integrity.check_immutable(root, target, None)
+    integrity.check_immutable(root, target, commit[:12] + "+dirty")     # as a ledger row has it
+    assert integrity.changed_immutable(root, target, "HEAD") == []
 
 
 def test_check_immutable_ignores_kernel_edits(repo):
@@ -343,22 +344,21 @@ def test_check_immutable_sees_a_committed_change(repo):
 
 def test_check_immutable_missing_baseline_commit(repo):
     root, target, _ = repo
-    with pytest.raises(integrity.IntegrityError, match="baseline commit 0123456789ab is not in this repository"):
+    with pytest.raises(integrity.IntegrityError, match="anchor commit 0123456789ab.* is not in"):
         integrity.check_immutable(root, target, "0123456789abcdef" * 2 + "01234567")
 
 
-def test_check_immutable_without_baseline_requires_clean_head(repo):
+def test_changed_immutable_against_head_names_uncommitted_files(repo):
     root, target, _ = repo
     (root / "pyproject.toml").write_text("[project]\nname = 'x'\n")
-    with pytest.raises(integrity.IntegrityError, match="differ from HEAD.*pyproject.toml"):
-        integrity.check_immutable(root, target, None)
+    assert integrity.changed_immutable(root, target, "HEAD") == ["pyproject.toml"]
 
 
-def test_check_immutable_without_git_says_so(tmp_path, monkeypatch):
+def test_changed_immutable_without_git_says_so(tmp_path, monkeypatch):
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
     (tmp_path / "targets" / "t").mkdir(parents=True)
-    with pytest.raises(integrity.IntegrityError, match="not a git checkout"):
-        integrity.check_immutable(tmp_path, tmp_path / "targets" / "t", None)
+    with pytest.raises(integrity.IntegrityError, match="failed in"):
+        integrity.changed_immutable(tmp_path, tmp_path / "targets" / "t", "HEAD")
 
 
 def test_head_commit_reports_dirty_flag(repo):

@@ -184,7 +184,6 @@ def test_anchor_is_the_last_baseline_or_reanchor(led):
     _append(led, _row("discard", commit="c3"))
     rows = led.rows()
     assert led.anchor(rows)["commit"] == "c2"
-    assert led.baseline(rows)["commit"] == "c0"
     assert led.best(rows)["commit"] == "c1", "a reanchor does not move best/"
     _append(led, _row("reanchor", commit="c4", anchor="new machine", kernel_sha256=SHA_A))
     assert led.anchor(led.rows())["anchor"] == "new machine"
@@ -246,3 +245,15 @@ def test_cpu_model_unknown_is_empty(tmp_path):
     assert isa.cpu_model(tmp_path / "missing") == ""
     (tmp_path / "arm").write_text("processor\t: 0\nBogoMIPS\t: 50.00\n")
     assert isa.cpu_model(tmp_path / "arm") == ""
+
+
+# ------------------------------------------------------------ figures
+
+def test_figures_are_written_from_numbers_in_the_result_blocks_digits(led):
+    with led.locked():
+        led.append({**_row("keep"), "geomean_ns": 1234.5678, "ratio_vs_best": 0.98765432,
+                    "ratio_ci_low": None, "peak_rss_mb": 41.25, "total_seconds": 9.96})
+    row = led.rows()[-1]
+    assert (row["geomean_ns"], row["ratio_vs_best"], row["ratio_ci_low"]) == ("1234.6", "0.9877", "")
+    assert (row["peak_rss_mb"], row["total_seconds"]) == ("41.2", "10.0")
+    assert ledger.number(row["geomean_ns"]) == 1234.6 and ledger.number(row["ratio_ci_low"]) is None

@@ -3,7 +3,8 @@ sandbox.py) hosting a tiny kernel: it runs as an unprivileged user with no
 capabilities under the seccomp filter, it is stopped whenever the supervisor
 is not waiting on it, and its windows measure its CPU time through the OS.
 A worker that cannot confine itself fails closed: SandboxError, and the
-kernel's code never ran. The filter kills the newer forbidden system calls.
+kernel's code never ran. The filter kills the newer forbidden system calls, and
+the supervisor names the call that was refused.
 
 Linux x86-64 only; every worker here starts and stops within a few seconds.
 """
@@ -58,6 +59,16 @@ class Tiny:
 
     def spin(self, n, out):
         out[0] = lib.spin(n)
+
+    def refuse(self, nr, forge, block, out):
+        import ctypes, os, signal, sys
+        if forge:                           # write to the SIGSYS report pipe (the last argv)
+            os.write(int(sys.argv[-1]), forge.to_bytes(4, "little"))
+        if block:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {{signal.SIGSYS}})
+        if nr:
+            ctypes.CDLL(None).syscall(nr, 0, 0, 0)
+        out[0] = 1.0
 """
 
 
@@ -314,6 +325,43 @@ def test_worker_setup_replies_sandbox_error_and_loads_no_kernel(kernel):
         _, status = os.waitpid(pid, 0)
         arena.close()
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+# ------------------------------------------------------------ naming a refused call
+
+MKDIR = "mkdir (kernel code may not create, change, rename or remove a file)"
+
+
+@pytest.mark.parametrize("forge, block, named", [
+    (0, False, "forbidden system call " + MKDIR),
+    (56, False, "forbidden system call " + MKDIR),          # the handler's report comes last
+    (0, True, "forbidden system call a system call it could not name"),   # still a death
+])
+def test_a_refused_call_is_named_and_is_always_a_violation(kernel, tmp_path, forge, block, named):
+    h = _factory(tmp_path, kernel).start("candidate", timeout=30)
+    try:
+        h.worker.request({"cmd": "construct", "kernel": "candidate", "combo": 0,
+                          "init": {"value": 1.0}}, timeout=30)
+        call = Call("refuse", {"nr": sandbox.FORBIDDEN_SYSCALLS["mkdir"], "forge": forge,
+                               "block": block}, {"out": ("float32", (1,))})
+        with pytest.raises(process.WorkerCrash) as info:
+            _sample(h, [call], np.random.default_rng(0))
+        assert info.value.policy and info.value.reason.startswith(named), info.value.reason
+        assert h.worker.proc.returncode == -signal.SIGSYS
+    finally:
+        hosts.stop_all([h])
+
+
+def test_a_forged_report_without_a_refused_call_changes_nothing(kernel, tmp_path):
+    h = _factory(tmp_path, kernel).start("candidate", timeout=30)
+    try:
+        h.worker.request({"cmd": "construct", "kernel": "candidate", "combo": 0,
+                          "init": {"value": 1.0}}, timeout=30)
+        call = Call("refuse", {"nr": 0, "forge": 56, "block": False}, {"out": ("float32", (1,))})
+        _, _, outs = _sample(h, [call], np.random.default_rng(0))
+        assert outs[0]["out"][0] == 1.0, "the worker runs on: a report alone is no death"
+    finally:
+        hosts.stop_all([h])
 
 
 # ------------------------------------------------------------ the seccomp filter

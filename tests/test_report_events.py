@@ -98,8 +98,8 @@ def test_table_formats_figures_as_numbers():
 
 @pytest.mark.parametrize("text, want", [("1.5", 1.5), (" 2 ", 2.0), ("", None), ("-", None),
                                         ("nan", None), ("inf", None), (None, None), (3, 3.0)])
-def test_num_reads_finite_figures(text, want):
-    assert report._num(text) == want
+def test_ledger_reads_finite_figures(text, want):
+    assert ledger.number(text) == want
 
 
 def test_chained_skips_figures_that_cannot_sit_on_a_log_axis():
