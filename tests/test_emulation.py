@@ -75,10 +75,15 @@ DISPATCH_FIXTURE = """#ifdef FIXTURE_TABLES
 SPLICE_BEFORE = "/* ------------------------------------------------------------ dispatch */"
 
 
+# A frozen copy of pq_l2's plain kernel: the target's own kernels.c changes
+# with every kept trial, so the fixtures are spliced into this one instead.
+PLAIN = FIXTURES / "pq_l2_plain"
+
+
 def patched_kernel(fixture, bug):
-    """pq_l2's kernels.c with the fixture's path spliced in before the dispatch."""
-    source = (ROOT / "targets" / "pq_l2" / "kernels.c").read_text()
-    assert DISPATCH in source and SPLICE_BEFORE in source, "pq_l2 kernels.c changed shape"
+    """The plain pq_l2 kernel with the fixture's path spliced in before the dispatch."""
+    source = (PLAIN / "kernels.c").read_text()
+    assert DISPATCH in source and SPLICE_BEFORE in source, "the plain kernel changed shape"
     snippet = f"#define FIXTURE_BUG {int(bug)}\n" + (FIXTURES / fixture).read_text() + "\n"
     source = source.replace(SPLICE_BEFORE, snippet + SPLICE_BEFORE, 1)
     return source.replace(DISPATCH, DISPATCH_FIXTURE, 1)
@@ -87,7 +92,7 @@ def patched_kernel(fixture, bug):
 def install(dest_dir, fixture, bug):
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
-    (dest_dir / "kernels.py").write_text((ROOT / "targets/pq_l2/kernels.py").read_text())
+    (dest_dir / "kernels.py").write_text((PLAIN / "kernels.py").read_text())
     (dest_dir / "kernels.c").write_text(patched_kernel(fixture, bug))
     return dest_dir / "kernels.py"
 
