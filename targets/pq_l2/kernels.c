@@ -5,6 +5,7 @@
  * and are chosen in the dispatch functions at the bottom. Every level must
  * give results within the harness tolerance; see program.md.
  */
+#include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
 
@@ -62,6 +63,95 @@ static void scan_portable(const float *table, int num_sub_vectors, int num_centr
     }
 }
 
+/* ------------------------------------------------------------ one query at a time (AVX2) */
+
+#if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AVX2
+
+/* One query's table from the codebook stored as cbt[m][d][c] (centroids
+ * innermost, padded to kcp, a multiple of 32): each step is a broadcast, a
+ * load and an FMA for 8 centroids, with no horizontal sum; four vectors at
+ * a time so four FMA chains hide each other's latency. Rows of t are kcp apart. */
+HARNESS_TARGET_AVX2 static void table_one(const float *cbt, int dim, int msub, int kcp,
+                                          const float *q, float *t)
+{
+    int dsub = dim / msub;
+    for (int m = 0; m < msub; m++) {
+        const float *cm = cbt + (long)m * dsub * kcp;
+        const float *qm = q + (long)m * dsub;
+        for (int c = 0; c < kcp; c += 32) {
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            for (int d = 0; d < dsub; d++) {
+                const float *y = cm + (long)d * kcp + c;
+                __m256 x = _mm256_set1_ps(qm[d]);
+                __m256 d0 = _mm256_sub_ps(x, _mm256_loadu_ps(y));
+                __m256 d1 = _mm256_sub_ps(x, _mm256_loadu_ps(y + 8));
+                __m256 d2 = _mm256_sub_ps(x, _mm256_loadu_ps(y + 16));
+                __m256 d3 = _mm256_sub_ps(x, _mm256_loadu_ps(y + 24));
+                a0 = _mm256_fmadd_ps(d0, d0, a0);
+                a1 = _mm256_fmadd_ps(d1, d1, a1);
+                a2 = _mm256_fmadd_ps(d2, d2, a2);
+                a3 = _mm256_fmadd_ps(d3, d3, a3);
+            }
+            float *o = t + (long)m * kcp + c;
+            _mm256_storeu_ps(o, a0);
+            _mm256_storeu_ps(o + 8, a1);
+            _mm256_storeu_ps(o + 16, a2);
+            _mm256_storeu_ps(o + 24, a3);
+        }
+    }
+}
+
+/* A row's distance in four independent float chains: one chain waits on
+ * every add's latency (3-4 cycles) where the lookups themselves need one. */
+static inline __attribute__((always_inline)) void scan_fp32_body(
+    const float *t, int msub, int kcp, const uint8_t *codes, int n, int k, uint32_t *ids,
+    float *dists)
+{
+    for (int i = 0; i < k; i++) {
+        dists[i] = INFINITY;
+        ids[i] = UINT32_MAX;
+    }
+    for (int j = 0; j < n; j++) {
+        const uint8_t *code = codes + (long)j * msub;
+        float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+        int m = 0;
+#pragma GCC unroll 8
+        for (; m + 4 <= msub; m += 4) {
+            s0 += t[(long)m * kcp + code[m]];
+            s1 += t[(long)(m + 1) * kcp + code[m + 1]];
+            s2 += t[(long)(m + 2) * kcp + code[m + 2]];
+            s3 += t[(long)(m + 3) * kcp + code[m + 3]];
+        }
+        for (; m < msub; m++)
+            s0 += t[(long)m * kcp + code[m]];
+        topk_insert(dists, ids, k, (s0 + s1) + (s2 + s3), (uint32_t)j);
+    }
+}
+
+/* The speed shapes get bodies with a constant M, so the lookups unroll. */
+HARNESS_TARGET_AVX2 static void scan_fp32(const float *t, int msub, int kcp, const uint8_t *codes,
+                                          int n, int k, uint32_t *ids, float *dists)
+{
+    if (msub == 16 && kcp == 256)
+        scan_fp32_body(t, 16, 256, codes, n, k, ids, dists);
+    else if (msub == 96 && kcp == 256)
+        scan_fp32_body(t, 96, 256, codes, n, k, ids, dists);
+    else
+        scan_fp32_body(t, msub, kcp, codes, n, k, ids, dists);
+}
+
+/* scratch: msub * kcp floats */
+HARNESS_TARGET_AVX2 static void search_one(const float *cbt, int dim, int msub, int kc,
+                                           const float *query, const uint8_t *codes, int n,
+                                           int k, uint32_t *ids, float *dists, float *scratch)
+{
+    int kcp = (kc + 31) & ~31;
+    table_one(cbt, dim, msub, kcp, query, scratch);
+    scan_fp32(scratch, msub, kcp, codes, n, k, ids, dists);
+}
+
+#endif /* HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AVX2 */
+
 /* ------------------------------------------------------------ dispatch */
 
 void pq_distance_tables(const float *codebook, int dim, int num_sub_vectors, int num_centroids,
@@ -71,10 +161,32 @@ void pq_distance_tables(const float *codebook, int dim, int num_sub_vectors, int
     tables_portable(codebook, dim, num_sub_vectors, num_centroids, queries, nq, out);
 }
 
+/* cbt[m][d][c] = codebook[m][c][d], centroids padded with zeros to a multiple of 32. */
+void pq_transpose_codebook(const float *codebook, int dim, int num_sub_vectors, int num_centroids,
+                           float *cbt)
+{
+    int dsub = dim / num_sub_vectors, kcp = (num_centroids + 31) & ~31;
+    for (int m = 0; m < num_sub_vectors; m++)
+        for (int d = 0; d < dsub; d++)
+            for (int c = 0; c < kcp; c++)
+                cbt[((long)m * dsub + d) * kcp + c] =
+                    c < num_centroids ? codebook[((long)m * num_centroids + c) * dsub + d] : 0.0f;
+}
+
+/* tables: scratch of max(nq, 1) * num_sub_vectors * num_centroids floats (portable path)
+ * or num_sub_vectors * (num_centroids rounded up to 32) floats (one query at a time). */
 void pq_search(const float *codebook, int dim, int num_sub_vectors, int num_centroids,
                const float *queries, int nq, const uint8_t *codes, int n, int k,
-               uint32_t *out_ids, float *out_dists, float *tables, int isa)
+               uint32_t *out_ids, float *out_dists, float *tables, const float *cbt, int isa)
 {
+#if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AVX2
+    if (isa >= HARNESS_ISA_AVX2) {
+        for (int q = 0; q < nq; q++)
+            search_one(cbt, dim, num_sub_vectors, num_centroids, queries + (long)q * dim, codes,
+                       n, k, out_ids + (long)q * k, out_dists + (long)q * k, tables);
+        return;
+    }
+#endif
     pq_distance_tables(codebook, dim, num_sub_vectors, num_centroids, queries, nq, tables, isa);
     for (int q = 0; q < nq; q++)
         scan_portable(tables + (long)q * num_sub_vectors * num_centroids, num_sub_vectors,

@@ -12,7 +12,9 @@ void pq_distance_tables(const float *codebook, int dim, int num_sub_vectors, int
                         const float *queries, int nq, float *out, int isa);
 void pq_search(const float *codebook, int dim, int num_sub_vectors, int num_centroids,
                const float *queries, int nq, const uint8_t *codes, int n, int k,
-               uint32_t *out_ids, float *out_dists, float *tables, int isa);
+               uint32_t *out_ids, float *out_dists, float *tables, const float *cbt, int isa);
+void pq_transpose_codebook(const float *codebook, int dim, int num_sub_vectors, int num_centroids,
+                           float *cbt);
 """
 ffi, lib = load_kernel_lib(__file__, CDEF)
 
@@ -32,6 +34,12 @@ class PqKernel:
         self.codebook = np.array(codebook, dtype=np.float32, order="C", copy=True)
         self._cb = pointer(ffi, self.codebook, "float32",
                            (num_sub_vectors, num_centroids, dim // num_sub_vectors), "codebook")
+        # Untimed preprocessing: the codebook with centroids innermost, so a
+        # query's table needs no horizontal sums.
+        self._kcp = (num_centroids + 31) // 32 * 32
+        self._cbt = np.zeros(dim * self._kcp, np.float32)
+        lib.pq_transpose_codebook(self._cb, dim, num_sub_vectors, num_centroids,
+                                  pointer(ffi, self._cbt, "float32", self._cbt.shape, "cbt"))
 
     def distance_tables(self, queries, out):
         nq = len(queries)
@@ -45,6 +53,8 @@ class PqKernel:
         c = pointer(ffi, codes, "uint8", (None, self.m), "codes")
         ids = pointer(ffi, out_ids, "uint32", (nq, k), "out_ids")
         dists = pointer(ffi, out_dists, "float32", (nq, k), "out_dists")
-        tables = np.empty((nq, self.m, self.k), np.float32)
+        size = self.m * self._kcp if self.isa else nq * self.m * self.k
+        tables = np.empty(size, np.float32)
         lib.pq_search(self._cb, self.dim, self.m, self.k, q, nq, c, n, k, ids, dists,
-                      pointer(ffi, tables, "float32", tables.shape, "tables"), self.isa)
+                      pointer(ffi, tables, "float32", tables.shape, "tables"),
+                      pointer(ffi, self._cbt, "float32", self._cbt.shape, "cbt"), self.isa)
