@@ -140,14 +140,128 @@ HARNESS_TARGET_AVX2 static void scan_fp32(const float *t, int msub, int kcp, con
         scan_fp32_body(t, msub, kcp, codes, n, k, ids, dists);
 }
 
-/* scratch: msub * kcp floats */
+/* A byte table that bounds the float table from below: q8[m][c] =
+ * min(255, floor((t[m][c] - lo_m) / step)), so base + step * sum_m q8 <= the
+ * row's distance for every row. Its M x K bytes stay in L1, where the float
+ * table (4 x larger: 96 KB at M = 96) does not, and integer sums have no add
+ * latency to hide. step spreads 255 levels over the mean per-sub-vector range;
+ * larger entries saturate, which only loosens the bound for far rows. */
+HARNESS_TARGET_AVX2 static void bound_table(const float *t, int msub, int kc, int kcp,
+                                            float *lo, uint8_t *q8, double *base, double *step)
+{
+    double span = 0.0, lo_sum = 0.0;
+    for (int m = 0; m < msub; m++) {
+        const float *row = t + (long)m * kcp;
+        float l = row[0], h = row[0];
+        for (int c = 1; c < kc; c++) {
+            l = row[c] < l ? row[c] : l;
+            h = row[c] > h ? row[c] : h;
+        }
+        lo[m] = l;
+        lo_sum += l;
+        span += (double)h - l;
+    }
+    float s = (float)(span / (msub * 255.0));
+    if (!(s > 0.0f) || !isfinite(s))
+        s = 1.0f;                           /* every entry equal: any step bounds */
+    float inv = 1.0f / s;
+    for (int m = 0; m < msub; m++) {
+        const float *row = t + (long)m * kcp;
+        uint8_t *qr = q8 + (long)m * kcp;
+        for (int c = 0; c < kc; c++) {
+            float v = (row[c] - lo[m]) * inv;
+            qr[c] = v >= 255.0f ? 255 : (uint8_t)v;     /* truncation is floor for v >= 0 */
+        }
+    }
+    *base = lo_sum;
+    *step = s;
+}
+
+/* The largest byte sum of a row that can still beat thr. The slack (a
+ * relative 1e-5 and one step) covers the rounding of the float table and of
+ * the bound, so no row that belongs in the top k is ever pruned. */
+static inline uint32_t bound_limit(float thr, double base, double step)
+{
+    if (!(thr < INFINITY))
+        return UINT32_MAX;
+    double lim = ((double)thr * (1.0 + 1e-5) - base) / step + 1.0;
+    return lim < 0.0 ? 0u : lim > 4e9 ? UINT32_MAX : (uint32_t)lim;
+}
+
+/* The exact float distance of a row the bound could not prune. Out of line,
+ * so the scan loop keeps its registers for the byte sums. */
+static __attribute__((noinline)) uint32_t recheck(const float *t, int msub, int kcp,
+                                                  const uint8_t *code, uint32_t id, int k,
+                                                  uint32_t *ids, float *dists, double base,
+                                                  double step, uint32_t limit)
+{
+    float s = 0.0f;
+    for (int m = 0; m < msub; m++)
+        s += t[(long)m * kcp + code[m]];
+    if (!(s < dists[k - 1]))
+        return limit;
+    topk_insert(dists, ids, k, s, id);
+    return bound_limit(dists[k - 1], base, step);
+}
+
+/* Byte sums for every row; only rows whose bound is within the current k-th
+ * distance look at the float table. */
+static inline __attribute__((always_inline)) void scan_bound_body(
+    const float *t, const uint8_t *q8, int msub, int kcp, const uint8_t *codes, int n, int k,
+    uint32_t *ids, float *dists, double base, double step)
+{
+    for (int i = 0; i < k; i++) {
+        dists[i] = INFINITY;
+        ids[i] = UINT32_MAX;
+    }
+    uint32_t limit = UINT32_MAX;
+    for (int j = 0; j < n; j++) {
+        const uint8_t *code = codes + (long)j * msub;
+        uint32_t a = 0, b = 0;
+        int m = 0;
+#pragma GCC unroll 16
+        for (; m + 2 <= msub; m += 2) {
+            a += q8[(long)m * kcp + code[m]];
+            b += q8[(long)(m + 1) * kcp + code[m + 1]];
+        }
+        if (m < msub)
+            a += q8[(long)m * kcp + code[m]];
+        if (__builtin_expect(a + b > limit, 1))
+            continue;
+        limit = recheck(t, msub, kcp, code, (uint32_t)j, k, ids, dists, base, step, limit);
+    }
+}
+
+HARNESS_TARGET_AVX2 static void scan_bound(const float *t, const uint8_t *q8, int msub, int kcp,
+                                           const uint8_t *codes, int n, int k, uint32_t *ids,
+                                           float *dists, double base, double step)
+{
+    if (msub == 16 && kcp == 256)
+        scan_bound_body(t, q8, 16, 256, codes, n, k, ids, dists, base, step);
+    else if (msub == 96 && kcp == 256)
+        scan_bound_body(t, q8, 96, 256, codes, n, k, ids, dists, base, step);
+    else
+        scan_bound_body(t, q8, msub, kcp, codes, n, k, ids, dists, base, step);
+}
+
+#define L1_BYTES 32768   /* a float table this small is read from L1 already: no bound needed */
+
+/* scratch: msub * kcp floats (table), msub floats and msub * kcp bytes (bound table) */
 HARNESS_TARGET_AVX2 static void search_one(const float *cbt, int dim, int msub, int kc,
                                            const float *query, const uint8_t *codes, int n,
                                            int k, uint32_t *ids, float *dists, float *scratch)
 {
     int kcp = (kc + 31) & ~31;
-    table_one(cbt, dim, msub, kcp, query, scratch);
-    scan_fp32(scratch, msub, kcp, codes, n, k, ids, dists);
+    float *t = scratch, *lo = t + (long)msub * kcp;
+    uint8_t *q8 = (uint8_t *)(lo + msub);
+    double base, step;
+    table_one(cbt, dim, msub, kcp, query, t);
+    if ((long)msub * kcp * sizeof(float) <= L1_BYTES) {
+        scan_fp32(t, msub, kcp, codes, n, k, ids, dists);
+        return;
+    }
+    bound_table(t, msub, kc, kcp, lo, q8, &base, &step);
+    scan_bound(t, q8, msub, kcp, codes, n, k, ids, dists, base, step);
 }
 
 #endif /* HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AVX2 */
@@ -174,7 +288,8 @@ void pq_transpose_codebook(const float *codebook, int dim, int num_sub_vectors, 
 }
 
 /* tables: scratch of max(nq, 1) * num_sub_vectors * num_centroids floats (portable path)
- * or num_sub_vectors * (num_centroids rounded up to 32) floats (one query at a time). */
+ * or (2 * num_sub_vectors * (num_centroids rounded up to 32) + num_sub_vectors) floats
+ * (one query at a time). */
 void pq_search(const float *codebook, int dim, int num_sub_vectors, int num_centroids,
                const float *queries, int nq, const uint8_t *codes, int n, int k,
                uint32_t *out_ids, float *out_dists, float *tables, const float *cbt, int isa)

@@ -40,6 +40,10 @@ class PqKernel:
         self._cbt = np.zeros(dim * self._kcp, np.float32)
         lib.pq_transpose_codebook(self._cb, dim, num_sub_vectors, num_centroids,
                                   pointer(ffi, self._cbt, "float32", self._cbt.shape, "cbt"))
+        # One query's table and bound table, reused by every call: at M = 96
+        # they pass malloc's mmap threshold, and a fresh mapping per call
+        # would pay its page faults every time.
+        self._scratch = np.zeros(2 * num_sub_vectors * self._kcp + num_sub_vectors, np.float32)
 
     def distance_tables(self, queries, out):
         nq = len(queries)
@@ -53,8 +57,7 @@ class PqKernel:
         c = pointer(ffi, codes, "uint8", (None, self.m), "codes")
         ids = pointer(ffi, out_ids, "uint32", (nq, k), "out_ids")
         dists = pointer(ffi, out_dists, "float32", (nq, k), "out_dists")
-        size = self.m * self._kcp if self.isa else nq * self.m * self.k
-        tables = np.empty(size, np.float32)
+        tables = self._scratch if self.isa else np.empty(nq * self.m * self.k, np.float32)
         lib.pq_search(self._cb, self.dim, self.m, self.k, q, nq, c, n, k, ids, dists,
                       pointer(ffi, tables, "float32", tables.shape, "tables"),
                       pointer(ffi, self._cbt, "float32", self._cbt.shape, "cbt"), self.isa)
