@@ -264,6 +264,134 @@ HARNESS_TARGET_AVX2 static void search_one(const float *cbt, int dim, int msub, 
     scan_bound(t, q8, msub, kcp, codes, n, k, ids, dists, base, step);
 }
 
+/* ------------------------------------------------------------ a batch (AVX2) */
+
+#define NQ_BATCH 8   /* from this many queries on, one scan serves 32 query lanes */
+#define QB 32  /* queries sharing one scan: two 64-byte lines (four ymm) of table entries per code byte */
+#define NV (QB / 8)
+
+/* t8[m][c][lane] = |query (q0+lane) sub-vector m - centroid c|^2 for QB queries
+ * (lanes past nq are copies of the last query). The group's queries are
+ * transposed first (qt[d][lane]) so each step loads one vector. Per query,
+ * the sum over the sub-vector's dimensions runs in order, as in the scalar code. */
+HARNESS_TARGET_AVX2 static void tables_interleaved(const float *codebook, int dim, int msub,
+                                                   int kc, const float *queries, int nq, int q0,
+                                                   float *t8, float *qt)
+{
+    int dsub = dim / msub;
+    for (int l = 0; l < QB; l++) {
+        const float *q = queries + (long)(q0 + l < nq ? q0 + l : nq - 1) * dim;
+        for (int d = 0; d < dim; d++)
+            qt[(long)d * QB + l] = q[d];
+    }
+    for (int m = 0; m < msub; m++) {
+        const float *qm = qt + (long)m * dsub * QB;
+        for (int c = 0; c < kc; c++) {
+            const float *y = codebook + ((long)m * kc + c) * dsub;
+            __m256 acc[NV];
+            for (int v = 0; v < NV; v++)
+                acc[v] = _mm256_setzero_ps();
+            for (int d = 0; d < dsub; d++) {
+                __m256 yd = _mm256_set1_ps(y[d]);
+                for (int v = 0; v < NV; v++) {
+                    __m256 diff = _mm256_sub_ps(_mm256_loadu_ps(qm + d * QB + 8 * v), yd);
+                    acc[v] = _mm256_fmadd_ps(diff, diff, acc[v]);
+                }
+            }
+            for (int v = 0; v < NV; v++)
+                _mm256_storeu_ps(t8 + ((long)m * kc + c) * QB + 8 * v, acc[v]);
+        }
+    }
+}
+
+/* Insert the rows whose lane sums beat their query's k-th best, lane by lane. */
+HARNESS_TARGET_AVX2 static inline void offer(const __m256 *acc, __m256 *vthr, uint32_t id,
+                                             float *thr, uint32_t *ids, float *dists, int k)
+{
+    uint32_t mask = 0;
+    for (int v = 0; v < NV; v++)
+        mask |= (uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(acc[v], vthr[v], _CMP_LT_OQ)) << (8 * v);
+    if (__builtin_expect(!mask, 1))
+        return;
+    float s[QB];
+    for (int v = 0; v < NV; v++)
+        _mm256_storeu_ps(s + 8 * v, acc[v]);
+    while (mask) {
+        int l = __builtin_ctz(mask);
+        mask &= mask - 1;
+        topk_insert(dists + (long)l * k, ids + (long)l * k, k, s[l], id);
+        thr[l] = dists[(long)l * k + k - 1];
+    }
+    for (int v = 0; v < NV; v++)
+        vthr[v] = _mm256_loadu_ps(thr + 8 * v);
+}
+
+#define RBLK 1024  /* rows per block: their partial sums (128 KB) stay in L2 */
+#define MCH 12     /* sub-vectors per pass: their table slab (384 KB) stays in L2 */
+
+/* Every code byte feeds four vectors of two cache lines: the table entries of
+ * 32 queries. Each query's sum runs over the sub-vectors in order. Past MCH
+ * sub-vectors the table outgrows L2, so rows go in blocks and sub-vectors in
+ * passes of MCH, carrying partial sums between passes. */
+HARNESS_TARGET_AVX2 static void scan_interleaved(const float *t16, int msub, int kc,
+                                                 const uint8_t *codes, int n, int k,
+                                                 int nlanes, uint32_t *ids, float *dists,
+                                                 float *partial)
+{
+    float thr[QB];
+    for (int l = 0; l < nlanes; l++) {
+        for (int i = 0; i < k; i++) {
+            dists[(long)l * k + i] = INFINITY;
+            ids[(long)l * k + i] = UINT32_MAX;
+        }
+        thr[l] = INFINITY;
+    }
+    for (int l = nlanes; l < QB; l++)
+        thr[l] = -INFINITY;                     /* unused lanes never insert */
+    __m256 vthr[NV];
+    for (int v = 0; v < NV; v++)
+        vthr[v] = _mm256_loadu_ps(thr + 8 * v);
+    int rblk = msub > MCH ? RBLK : n;
+    for (int r0 = 0; r0 < n; r0 += rblk) {
+        int rn = n - r0 < rblk ? n - r0 : rblk;
+        for (int m0 = 0; m0 < msub; m0 += MCH) {
+            int m1 = msub - m0 < MCH ? msub : m0 + MCH;
+            for (int r = 0; r < rn; r++) {
+                const uint8_t *code = codes + (long)(r0 + r) * msub;
+                float *p = partial + (long)r * QB;
+                __m256 acc[NV];
+                for (int v = 0; v < NV; v++)
+                    acc[v] = m0 ? _mm256_load_ps(p + 8 * v) : _mm256_setzero_ps();
+                for (int m = m0; m < m1; m++) {
+                    const float *e = t16 + ((long)m * kc + code[m]) * QB;
+                    for (int v = 0; v < NV; v++)
+                        acc[v] = _mm256_add_ps(acc[v], _mm256_load_ps(e + 8 * v));
+                }
+                if (m1 == msub) {
+                    offer(acc, vthr, (uint32_t)(r0 + r), thr, ids, dists, k);
+                } else {
+                    for (int v = 0; v < NV; v++)
+                        _mm256_store_ps(p + 8 * v, acc[v]);
+                }
+            }
+        }
+    }
+}
+
+HARNESS_TARGET_AVX2 static void search_avx2(const float *codebook, int dim, int msub, int kc,
+                                            const float *queries, int nq, const uint8_t *codes,
+                                            int n, int k, uint32_t *out_ids, float *out_dists,
+                                            float *t8)
+{
+    for (int q0 = 0; q0 < nq; q0 += QB) {
+        int lanes = nq - q0 < QB ? nq - q0 : QB;
+        tables_interleaved(codebook, dim, msub, kc, queries, nq, q0, t8,
+                           t8 + (long)msub * kc * QB);
+        scan_interleaved(t8, msub, kc, codes, n, k, lanes, out_ids + (long)q0 * k,
+                         out_dists + (long)q0 * k, t8 + (long)msub * kc * QB + (long)QB * dim);
+    }
+}
+
 #endif /* HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AVX2 */
 
 /* ------------------------------------------------------------ dispatch */
@@ -289,12 +417,20 @@ void pq_transpose_codebook(const float *codebook, int dim, int num_sub_vectors, 
 
 /* tables: scratch of max(nq, 1) * num_sub_vectors * num_centroids floats (portable path)
  * or (2 * num_sub_vectors * (num_centroids rounded up to 32) + num_sub_vectors) floats
- * (one query at a time). */
+ * (one query at a time); batch: num_sub_vectors * num_centroids * 32 + 32 * dim + 32 * 1024
+ * + 16 floats (NQ_BATCH or more queries). */
 void pq_search(const float *codebook, int dim, int num_sub_vectors, int num_centroids,
                const float *queries, int nq, const uint8_t *codes, int n, int k,
-               uint32_t *out_ids, float *out_dists, float *tables, const float *cbt, int isa)
+               uint32_t *out_ids, float *out_dists, float *tables, const float *cbt,
+               float *batch, int isa)
 {
 #if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AVX2
+    if (isa >= HARNESS_ISA_AVX2 && nq >= NQ_BATCH) {
+        float *t16 = (float *)(((uintptr_t)batch + 63) & ~(uintptr_t)63);   /* whole lines */
+        search_avx2(codebook, dim, num_sub_vectors, num_centroids, queries, nq, codes, n, k,
+                    out_ids, out_dists, t16);
+        return;
+    }
     if (isa >= HARNESS_ISA_AVX2) {
         for (int q = 0; q < nq; q++)
             search_one(cbt, dim, num_sub_vectors, num_centroids, queries + (long)q * dim, codes,

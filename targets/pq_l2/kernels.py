@@ -12,7 +12,8 @@ void pq_distance_tables(const float *codebook, int dim, int num_sub_vectors, int
                         const float *queries, int nq, float *out, int isa);
 void pq_search(const float *codebook, int dim, int num_sub_vectors, int num_centroids,
                const float *queries, int nq, const uint8_t *codes, int n, int k,
-               uint32_t *out_ids, float *out_dists, float *tables, const float *cbt, int isa);
+               uint32_t *out_ids, float *out_dists, float *tables, const float *cbt,
+               float *batch, int isa);
 void pq_transpose_codebook(const float *codebook, int dim, int num_sub_vectors, int num_centroids,
                            float *cbt);
 """
@@ -44,6 +45,14 @@ class PqKernel:
         # they pass malloc's mmap threshold, and a fresh mapping per call
         # would pay its page faults every time.
         self._scratch = np.zeros(2 * num_sub_vectors * self._kcp + num_sub_vectors, np.float32)
+        # A batch's 32-lane tables and partial sums (about 3 MB at M = 96).
+        self._batch = np.zeros(num_sub_vectors * num_centroids * 32 + 32 * dim + 32 * 1024 + 16,
+                               np.float32) if self.isa else np.zeros(16, np.float32)
+        # Pointers to buffers that live as long as the kernel, made once: a
+        # single-query call is short enough that per-call checks show.
+        self._p_cbt = pointer(ffi, self._cbt, "float32", self._cbt.shape, "cbt")
+        self._p_scratch = pointer(ffi, self._scratch, "float32", self._scratch.shape, "scratch")
+        self._p_batch = pointer(ffi, self._batch, "float32", self._batch.shape, "batch")
 
     def distance_tables(self, queries, out):
         nq = len(queries)
@@ -57,7 +66,10 @@ class PqKernel:
         c = pointer(ffi, codes, "uint8", (None, self.m), "codes")
         ids = pointer(ffi, out_ids, "uint32", (nq, k), "out_ids")
         dists = pointer(ffi, out_dists, "float32", (nq, k), "out_dists")
-        tables = self._scratch if self.isa else np.empty(nq * self.m * self.k, np.float32)
-        lib.pq_search(self._cb, self.dim, self.m, self.k, q, nq, c, n, k, ids, dists,
-                      pointer(ffi, tables, "float32", tables.shape, "tables"),
-                      pointer(ffi, self._cbt, "float32", self._cbt.shape, "cbt"), self.isa)
+        if self.isa:
+            tables = self._p_scratch
+        else:
+            tables = np.empty(nq * self.m * self.k, np.float32)
+            tables = pointer(ffi, tables, "float32", tables.shape, "tables")
+        lib.pq_search(self._cb, self.dim, self.m, self.k, q, nq, c, n, k, ids, dists, tables,
+                      self._p_cbt, self._p_batch, self.isa)
