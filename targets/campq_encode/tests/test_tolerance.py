@@ -252,12 +252,15 @@ def cases_by_name(battery):
 
 # ------------------------------------------------------------ fair: exact encoders pass
 
-@pytest.mark.parametrize("variant", sorted(EXACT))
+# One variant stays in the everyday subset; the rest are slow (every case at dims up to 4096).
+@pytest.mark.parametrize("variant", [v if v == "direct_float32" else pytest.param(v, marks=pytest.mark.slow)
+                                     for v in sorted(EXACT)])
 def test_exact_variant_passes_whole_battery(variant, battery):
     failures = run_battery(battery, EXACT[variant])
     assert failures == {}, f"{variant} (exact float32) was failed: {failures}"
 
 
+@pytest.mark.slow
 def test_certified_recheck_equals_exact_argmin(battery):
     """The bound is sound on every battery row: the certified scheme picks exactly
     the direct float32 argmin, not merely a code within tolerance."""
