@@ -16,7 +16,7 @@ import time
 
 import pytest
 import targetfacts
-from conftest import CACHE, seed_best
+from conftest import CACHE, TrialRun, seed_best
 from targetfacts import TARGETS
 
 from harness_common import isa
@@ -415,7 +415,11 @@ def test_reanchor_after_a_harness_change_keeps_the_ledger(workspace):
     assert_row(run, "tamper", 5)
     assert "stats.py" in run.reason
     why = "stats.py: a deliberate harness change"
-    run = workspace.run(ONE, "--reanchor", why)
+    proc = subprocess.run([sys.executable, "-m", "harness_common", "reanchor", ONE, "--why", why,
+                           "--results-dir", str(workspace.results)], cwd=workspace.path,
+                          capture_output=True, text=True, timeout=900,
+                          env=dict(os.environ, HARNESS_CACHE_DIR=str(CACHE)))
+    run = TrialRun(proc, workspace.results)         # the documented command: the trial's path
     assert run.code == 0 and run.status == "reanchor", run
     rows = run.rows()
     assert [r["status"] for r in rows] == ["baseline", "tamper", "reanchor"]
