@@ -60,8 +60,9 @@ def test_new_target_refuses_a_bad_or_taken_name(capsys):
 
 @pytest.mark.slow
 def test_the_recipe_end_to_end_leaves_other_targets_alone(workspace):
+    ledgers = workspace.path.parent / "ledgers"         # outside the checkout: never committed
     for target in TARGETS:                              # ledgers anchored before the new target
-        seed_best(workspace, target, workspace.path / "test-results" / target)
+        seed_best(workspace, target, ledgers / target)
     before = subprocess.run(["git", "rev-parse", "HEAD"], cwd=workspace.path, capture_output=True,
                             text=True, check=True).stdout.strip()
     out = subprocess.run([sys.executable, "-m", "harness_common", "new-target", "demo"],
@@ -72,13 +73,13 @@ def test_the_recipe_end_to_end_leaves_other_targets_alone(workspace):
                              capture_output=True, text=True, check=True).stdout.split()
     assert changed and all(p.startswith("targets/demo/") for p in changed), changed
 
-    quick = workspace.run("demo", "--quick", results=workspace.path / "test-results/demo")
+    quick = workspace.run("demo", "--quick", results=ledgers / "demo")
     assert quick.code == 0 and quick.status == "discard", quick
     for target in TARGETS:                              # not tamper: nothing of theirs moved
-        run = workspace.run(target, "--quick", results=workspace.path / "test-results" / target)
+        run = workspace.run(target, "--quick", results=ledgers / target)
         assert run.code == 0 and run.status == "discard", run
 
-    results = workspace.path / "demo-ledger"
+    results = ledgers / "demo-full"
     first = workspace.run("demo", "--description", "baseline", results=results)
     assert first.code == 0 and first.status == "baseline", first
     second = workspace.run("demo", "--description", "A/A", results=results)
