@@ -47,6 +47,9 @@ def compare(target, kernel="current", rounds=20, seed=1, out=print):
     except ImportError:
         out("compare needs FAISS: pip install -e '.[compare]' (faiss-cpu from PyPI)")
         return 1
+    if not (ROOT / "targets" / target / "compare.py").exists():
+        out(f"targets/{target} has no compare.py (what to compare against); see targets/pq_l2/compare.py")
+        return 1
     spec = importlib.import_module(f"targets.{target}.compare")
     faiss.omp_set_num_threads(1)
     cpus = sorted(os.sched_getaffinity(0))

@@ -57,3 +57,11 @@ def load(path):
                             tuple(raw["kernel_methods"]), budget, raw)
     except KeyError as exc:
         raise ConfigError(f"{path} lacks the key {exc.args[0]!r}")
+
+
+def discover(root):
+    """Names of the targets under root/targets/: every folder with a target.toml, sorted.
+
+    Targets are found, never listed, so adding one changes no shared file."""
+    base = Path(root) / "targets"
+    return sorted(p.parent.name for p in base.glob("*/target.toml"))

@@ -1,14 +1,27 @@
 """What a trial runs: correctness cases and speed combos, as plain data.
 
-This module is the contract between a target and the harness. A target's
-run_experiment.py builds `Case`s (its `battery(seed, quick)`) and `Combo`s
-(its `speed_combos(seed, quick)`) from its inputs and reference; the harness
-runs them in sandboxed workers and never needs to know the target.
+This module is the contract between a target and the harness: a target
+author reads this file, not the runner. A target's run_experiment.py ends in
+
+    raise SystemExit(trial.main(__file__, battery, speed_combos))
+
+with two functions the harness calls in the supervisor (never in a worker):
+
+    battery(seed: int, quick: bool) -> list[Case]
+        The correctness cases, every one built from `seed` (a fresh secret
+        seed per trial, printed on failure so `--seed` replays it). `quick` is
+        True under --quick; most targets run the whole battery anyway.
+    speed_combos(seed: int, quick: bool) -> list[Combo]
+        The timed combos; `seed` names this trial's inputs (relabel cached
+        pools with it); under `quick` a subset (for example one distribution).
 
 Arguments are numpy arrays or scalars; outputs are declared by dtype and
 shape, so the harness owns them: it allocates them in shared memory, fills
 them with values no kernel output can hold (two different fills), and reads
-them back itself.
+them back itself. Checks run in the supervisor against the target's
+reference; they return failure messages (empty list: pass), each naming the
+case or combo, the position, the expected and the got value (harness_common
+.checks has close / topk / argmin that do).
 """
 from dataclasses import dataclass
 from typing import Callable
@@ -17,46 +30,70 @@ from .calls import Call
 
 __all__ = ["Call", "Case", "Combo"]
 
+Call.__doc__ = """One kernel method call: Call(method, args, outputs).
+
+`method`: the name of a method of the kernel class (target.toml kernel_methods).
+`args`: {parameter name: numpy array or scalar}, passed as keyword arguments;
+    arrays are copied into fresh shared memory at a random address per call
+    and checksummed afterwards (a kernel that writes to one is `tamper`).
+`outputs`: {parameter name: (dtype, shape)}; the harness allocates each,
+    fills it, passes it as a keyword argument and reads it back: the kernel
+    must write every element. The kernel is called as
+    `getattr(kernel, method)(**args, **outputs)`."""
+
 
 @dataclass(frozen=True)
 class Case:
     """A correctness case: construct once, run `calls` in order, check all outputs.
 
-    `init`: the kernel constructor's keyword arguments (the harness adds `isa`).
-    `check(outputs)`: `outputs` is one {output name: array} per call, in order;
-    returns a list of failure messages (empty: pass), each naming the case,
-    the position, the expected and the got value. The case runs twice, under
-    two output fills, and `check` sees each run separately.
+    `name`: shown in messages ("gaussian/128x16x256", "edge/n_one").
+    `init`: the kernel constructor's keyword arguments (arrays or scalars);
+        the harness adds `isa` and calls `KernelClass(**init, isa=...)`.
+    `calls`: [Call], run in order on that one instance.
+    `check(outputs: list[dict[str, np.ndarray]]) -> list[str]`: `outputs`
+        holds one {output name: array} per call, in order. Returns failure
+        messages (empty: pass). The calls run twice on the same instance,
+        under two output fills, and `check` sees each run separately (an
+        element left unwritten fails under one fill). Every case of the
+        battery runs in one worker of its own, before any timing.
     """
     name: str
     init: dict
     calls: list                    # [Call]
-    check: Callable
+    check: Callable                # (outputs: [{name: array}]) -> [messages]
 
 
 @dataclass(frozen=True)
 class Combo:
     """A speed combo: one shape x distribution (x mode), timed as candidate vs best.
 
-    `call(rng)` returns a `Call` with NEW content each time: every timed call,
-    warm-up included, gets its own (no content may repeat within a trial, so
-    no cache keyed on content, pointer or call order pays). Use `rng` for all
-    of its randomness, so a seed replays the trial's inputs.
-
-    `check(call, outputs, rng, memo)` re-checks one timed call's outputs
-    ({name: array}) against the reference and returns failure messages. It
-    runs after the combo's rounds, once per kernel that made the call (the
-    candidate, then the best), with the same `memo` dict for both: cache
-    reference results there. `rng` is secret (not derived from the seed): use
-    it to choose what to check in full where checking everything is too slow,
-    so a kernel cannot know which outputs matter.
-
-    `units` is the metric's denominator per call (queries or rows). The scalar
-    baseline is timed on calls cut to `scalar_units` units along axis 0 of
-    the arguments named in `batched` and of every output. `floor_ns` is a
-    physical lower bound per unit: a faster figure is implausible (tamper).
-    `mode` groups combos for per-mode headline figures (for example the
-    queries per call); empty when a target has one mode.
+    `name`: shown in the result block and the ledger ("q32/clustered/768x96x256").
+    `init`: the constructor's keyword arguments, as for Case; one instance
+        per kernel per combo serves every timed call.
+    `units`: the metric's denominator per call (queries, rows): the figure is
+        ns per unit, so it must match target.toml's `unit`.
+    `call(rng: np.random.Generator) -> Call`: a Call with NEW content each
+        time: every timed call, warm-up included, gets its own (no content may
+        repeat within a trial, so no cache keyed on content, pointer or call
+        order pays). Take all randomness from `rng`, so a seed replays the
+        trial's inputs. Keys of the returned Call must be the same every time.
+    `check(call: Call, outputs: dict[str, np.ndarray], rng, memo: dict) -> list[str]`:
+        re-checks one timed call's outputs against the reference, after the
+        combo's rounds, off the timed path. It runs once per kernel that made
+        that call (the candidate, then the best) with the same `memo`, a new
+        empty dict per call: cache the call's reference results there so the
+        second kernel costs no second reference run. `rng` is secret (not
+        derived from the seed): use it to choose what to check in full where
+        checking everything is too slow, so a kernel cannot know which outputs
+        matter; choose once per call (store the choice in `memo`) so both
+        kernels are checked on the same elements.
+    `batched`: names of the arguments that are cut along axis 0 (with every
+        output) for the scalar baseline, which is timed on calls of
+        `scalar_units` units (the yardstick is slow; its figure is per unit).
+    `floor_ns`: a physical lower bound per unit (for example every input byte
+        read once at 200 GB/s): a faster figure is implausible (`tamper`).
+    `mode`: groups combos for per-mode headline figures (for example the
+        queries per call); empty when a target has one mode.
     """
     name: str
     init: dict

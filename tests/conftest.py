@@ -80,7 +80,12 @@ class TrialRun:
         return self.block.get("reason", "")
 
     def rows(self):
-        path = self.results / "results.tsv"
+        return self.rows_of(self.results)
+
+    @staticmethod
+    def rows_of(results):
+        """The ledger's rows as dicts (header names as keys)."""
+        path = Path(results) / "results.tsv"
         if not path.exists():
             return []
         lines = path.read_text().splitlines()
@@ -102,6 +107,23 @@ def parse_block(stdout):
         if _:
             block.setdefault(key.strip(), value.strip())
     return block
+
+
+def seed_best(ws, target, results=None):
+    """Record the workspace's current kernel as the baseline without a full trial
+    (what a baseline trial would leave), so a --quick trial has a best to time against."""
+    from harness_common import isa, ledger
+    led = ledger.Ledger(results or ws.results, target)
+    sources = {n: ws.file(f"targets/{target}/{n}").read_bytes() for n in ledger.SOURCES}
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ws.path, capture_output=True,
+                            text=True, check=True).stdout.strip()
+    with led.locked():
+        kept = led.save_kept(sources, ledger.kernel_sha256(sources))
+        led.append({"timestamp": "2026-01-01T00:00:00+00:00", "commit": commit[:12],
+                    "status": "baseline", "kernel_sha256": ledger.kernel_sha256(sources),
+                    "mode": "full", "isa": isa.machine_level(), "sandbox": "on",
+                    "cpu": isa.cpu_model(), "description": "seeded by the test"})
+        led.point_best(kept)
 
 
 @pytest.fixture

@@ -22,13 +22,13 @@ from pathlib import Path
 
 import pytest
 
-from harness_common import cbuild, isa, machinecode
-from inprocess import run_battery
+from harness_common import cbuild, config, isa, machinecode
+from harness_common.inprocess import run_battery
+from targetfacts import TARGETS
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "emulation"
-TARGETS = ("pq_l2", "campq_encode")
-KERNEL_CLASS = {"pq_l2": "PqKernel", "campq_encode": "CamPqEncoder"}
+KERNEL_CLASS = {t: config.load(ROOT / "targets" / t / "target.toml").kernel_class for t in TARGETS}
 SEED = 4242
 
 
@@ -53,6 +53,7 @@ def battery(target, quick=False):
 
 # ------------------------------------------------------------ every level, full battery
 
+@pytest.mark.slow
 @pytest.mark.parametrize("level", isa.LEVELS, ids=level_id)
 @pytest.mark.parametrize("target", TARGETS)
 def test_full_battery_passes_at_every_level(target, level, monkeypatch):
@@ -100,6 +101,7 @@ def install(dest_dir, fixture, bug):
 BUGGY = [("pq_l2_avx512_tables.c", "avx512"), ("pq_l2_amx_tables.c", "amx")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fixture, level", BUGGY, ids=["avx512", "amx"])
 def test_fixed_path_passes_and_bug_stays_invisible_below_its_level(fixture, level, tmp_path,
                                                                    monkeypatch):
@@ -114,6 +116,7 @@ def test_fixed_path_passes_and_bug_stays_invisible_below_its_level(fixture, leve
     assert fails and all("distance_tables" in " ".join(m) for m in fails.values()), fails
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fixture, level", BUGGY, ids=["avx512", "amx"])
 def test_bug_only_in_one_levels_path_fails_the_trial(workspace, fixture, level):
     install(workspace.path / "targets" / "pq_l2", fixture, True)
@@ -129,6 +132,7 @@ def test_bug_only_in_one_levels_path_fails_the_trial(workspace, fixture, level):
 LACKING = [lv for lv in isa.LEVELS if isa.emulated(lv)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", TARGETS)
 def test_emulated_quick_trial_is_correctness_only_and_fast(workspace, target):
     if not LACKING:
@@ -150,6 +154,7 @@ def test_emulated_quick_trial_is_correctness_only_and_fast(workspace, target):
     assert took - inputs < 60, (took, inputs)
 
 
+@pytest.mark.slow
 def test_full_emulated_trial_runs_the_whole_battery_and_ends_correctness_only(workspace):
     if not LACKING:
         pytest.skip("this CPU has every level; the emulated trial path is not reachable")

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from targetfacts import TARGETS
 
 from harness_common import ledger, report
 
@@ -149,9 +150,10 @@ def test_cli_help_shows_examples():
     assert "python -m harness_common report pq_l2" in proc.stdout
 
 
-def test_run_experiment_help_shows_examples():
-    proc = subprocess.run([sys.executable, "-m", "targets.pq_l2.run_experiment", "--help"],
+@pytest.mark.parametrize("target", TARGETS)
+def test_run_experiment_help_shows_examples(target):
+    proc = subprocess.run([sys.executable, "-m", f"targets.{target}.run_experiment", "--help"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "examples:" in proc.stdout
-    assert 'python -m targets.pq_l2.run_experiment --description "' in proc.stdout
+    assert f'python -m targets.{target}.run_experiment --description "' in proc.stdout

@@ -1,9 +1,11 @@
-"""End-to-end trials for both targets: every exit code, caused by a kernel made to cause it.
+"""End-to-end trials for every target: every exit code, caused by a kernel made to cause it.
 
 Each test breaks a committed copy of the workspace, runs a real trial there
 (`python -m targets.<t>.run_experiment --quick`), and checks the exit code,
 the ledger row and the message. Verdicts that depend on timing noise (keep
-vs discard) are never asserted; their mechanics are.
+vs discard) are never asserted; their mechanics are. Per-target tests run
+over every target under targets/ (tests/targetfacts.py); tests of the
+harness's own mechanics run once, on ONE of them.
 """
 import os
 import shutil
@@ -13,13 +15,14 @@ import sys
 import time
 
 import pytest
-from conftest import CACHE
+import targetfacts
+from conftest import CACHE, TrialRun, seed_best
+from targetfacts import TARGETS
 
 from harness_common import isa
 
-TARGETS = ["pq_l2", "campq_encode"]
-TIMED = {"pq_l2": ("search", "queries, codes, k, out_ids, out_dists"),
-         "campq_encode": ("encode", "rows, out")}
+pytestmark = pytest.mark.slow           # every test here runs real trials
+ONE = TARGETS[0]                        # where the harness's own mechanics are tried
 
 
 def kernels_py(target):
@@ -27,23 +30,11 @@ def kernels_py(target):
 
 
 def wrap_timed_method(ws, target, body):
-    """Replace the timed method by a wrapper around the original; `body` runs after it."""
-    method, params = TIMED[target]
-    cls = {"pq_l2": "PqKernel", "campq_encode": "CamPqEncoder"}[target]
-    text = ws.file(kernels_py(target)).read_text()
-    text += (f"\n\n_original = {cls}.{method}\n\n\n"
-             f"def _wrapped(self, {params}):\n"
-             f"    _original(self, {params})\n"
-             + "".join(f"    {line}\n" for line in body.splitlines()) +
-             f"\n\n{cls}.{method} = _wrapped\n")
-    ws.write(kernels_py(target), text)
+    targetfacts.wrap_timed_method(ws, targetfacts.facts(target), body)
 
 
 def add_c_function(ws, target, name, c_body):
-    """Append `void name(long n) {...}` to kernels.c and declare it in CDEF."""
-    ws.file(f"targets/{target}/kernels.c").write_text(
-        ws.file(f"targets/{target}/kernels.c").read_text() + f"\nvoid {name}(long n)\n{{\n{c_body}\n}}\n")
-    ws.edit(kernels_py(target), 'CDEF = """\n', f'CDEF = """\nvoid {name}(long n);\n')
+    targetfacts.add_c_function(ws, targetfacts.facts(target), name, c_body)
 
 
 def assert_row(run, status, code):
@@ -63,7 +54,7 @@ def test_quick_trial_completes_and_is_never_kept(workspace, target):
     assert run.status == "discard" and "never kept" in run.reason
     row = run.rows()[-1]
     assert row["mode"] == "quick" and row["description"] == "smoke"
-    for key in ("correctness", "geomean_ns_per_" + ("query" if target == "pq_l2" else "row"),
+    for key in ("correctness", "geomean_ns_per_" + targetfacts.facts(target).unit,
                 "ratio_vs_best", "ratio_ci95", "speedup_vs_scalar", "peak_rss_mb",
                 "build_seconds", "total_seconds", "isa", "seed", "sandbox", "cpu"):
         assert key in run.block, (key, run)
@@ -83,8 +74,7 @@ def test_every_isa_level_up_to_the_machines_passes(workspace, target, level):
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_seed_replays_a_failure_exactly(workspace, target):
-    wrap_timed_method(workspace, target, "out_dists *= 1.001" if target == "pq_l2"
-                      else "out[::7] ^= 1")
+    wrap_timed_method(workspace, target, targetfacts.facts(target).wrong)
     first = workspace.run(target, "--quick")
     assert first.code == 2, first
     seed = first.block["seed"]
@@ -104,24 +94,11 @@ def test_bad_isa_cap_and_bad_option_exit_1_without_a_row(workspace, target):
     assert run.rows() == []
 
 
-def test_campq_refuses_calibration_rows_that_overlap_the_measured_ones(workspace):
-    # A committed config (no baseline yet, so it is the anchor) whose measured rows
-    # start inside the calibration sample: refused before any work, with the why.
-    workspace.edit("targets/campq_encode/target.toml", "measurement_start = 1048576",
-                   "measurement_start = 1000")
-    workspace.commit("overlapping calibration and measurement")
-    run = workspace.run("campq_encode", "--quick")
-    assert run.code == 1, run
-    assert "trained on" in run.stderr and "measurement_start" in run.stderr, run
-    assert run.rows() == []
-
-
 # ------------------------------------------------------------ exit 2
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_wrong_results_fail_with_exit_2(workspace, target):
-    wrap_timed_method(workspace, target, "out_dists *= 1.001" if target == "pq_l2"
-                      else "out[::7] ^= 1")
+    wrap_timed_method(workspace, target, targetfacts.facts(target).wrong)
     run = workspace.run(target, "--quick")
     assert_row(run, "fail", 2)
     assert "expected" in run.reason and "got" in run.reason
@@ -130,9 +107,8 @@ def test_wrong_results_fail_with_exit_2(workspace, target):
 @pytest.mark.parametrize("target", TARGETS)
 def test_wrong_only_when_timed_fails_with_exit_2(workspace, target):
     # Right on small correctness inputs, wrong on the full-size timed calls.
-    big = "len(queries) == 32 and len(codes) == 20000" if target == "pq_l2" else "len(rows) == 2048"
-    wrong = "out_ids[:, 0] = out_ids[:, 1]" if target == "pq_l2" else "out[:, 0] = 255 - out[:, 0]"
-    wrap_timed_method(workspace, target, f"if {big}:\n    {wrong}")
+    f = targetfacts.facts(target)
+    wrap_timed_method(workspace, target, f"if {f.speed_call}:\n    {f.wrong}")
     run = workspace.run(target, "--quick")
     assert_row(run, "fail", 2)
     assert "timed call" in run.reason
@@ -156,7 +132,7 @@ def test_compile_error_shows_the_compilers_lines(workspace, target):
     ("no_cdef", "CDEF"),
 ])
 def test_a_kernels_py_that_does_not_load_is_a_build_failure(workspace, target, breakage, expect):
-    path, cls = kernels_py(target), {"pq_l2": "PqKernel", "campq_encode": "CamPqEncoder"}[target]
+    path, cls = kernels_py(target), targetfacts.facts(target).cls
     if breakage == "raise_on_import":
         workspace.edit(path, "ffi, lib = load_kernel_lib(__file__, CDEF)\n",
                        "ffi, lib = load_kernel_lib(__file__, CDEF)\n_ = 1 / 0\n")
@@ -172,7 +148,7 @@ def test_a_kernels_py_that_does_not_load_is_a_build_failure(workspace, target, b
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_missing_method_is_a_build_failure(workspace, target):
-    method = TIMED[target][0]
+    method = targetfacts.facts(target).timed
     workspace.edit(kernels_py(target), f"def {method}(", f"def {method}_renamed(")
     run = workspace.run(target, "--quick")
     assert_row(run, "build_fail", 3)
@@ -235,9 +211,9 @@ def test_corrupt_or_foreign_ledger_is_refused_and_left_untouched(workspace, targ
     run = workspace.run(target, "--quick")
     assert run.code == 1 and "nothing was written" in run.stderr, run
     assert ledger.read_bytes() == before
-    other = TARGETS[1 - TARGETS.index(target)]
-    run = workspace.run(other, "--quick")
-    assert run.code == 1 and "ledger for something else" in run.stderr, run
+    for other in [t for t in TARGETS if t != target][:1]:
+        run = workspace.run(other, "--quick")
+        assert run.code == 1 and "ledger for something else" in run.stderr, run
     assert ledger.read_bytes() == before
 
 
@@ -246,11 +222,11 @@ def test_corrupt_or_foreign_ledger_is_refused_and_left_untouched(workspace, targ
 def test_baseline_then_unchanged_trial_against_it(workspace):
     """The first full trial is the baseline; an unchanged rerun is an A/A trial
     against it (kept or not by noise alone, so only its mechanics are checked)."""
-    first = workspace.run("pq_l2", "--description", "baseline")
+    first = workspace.run(ONE, "--description", "baseline")
     assert first.code == 0 and first.status == "baseline", first
     best = (workspace.results / "best").resolve()
-    assert (best / "kernels.c").read_bytes() == workspace.file("targets/pq_l2/kernels.c").read_bytes()
-    second = workspace.run("pq_l2", "--description", "A/A")
+    assert (best / "kernels.c").read_bytes() == workspace.file(f"targets/{ONE}/kernels.c").read_bytes()
+    second = workspace.run(ONE, "--description", "A/A")
     assert second.code == 0 and second.status in ("keep", "discard"), second
     lo, hi = (float(x) for x in second.block["ratio_ci95"].strip("[]").split(","))
     assert lo <= float(second.block["ratio_vs_best"]) <= hi
@@ -273,11 +249,11 @@ def _processes_under(path):
 
 
 def test_killed_supervisor_leaves_ledger_and_best_intact(workspace):
-    first = workspace.run("pq_l2", "--quick")
+    first = workspace.run(ONE, "--quick")
     assert first.code == 0, first
     ledger = workspace.results / "results.tsv"
     before = ledger.read_bytes()
-    proc = subprocess.Popen([sys.executable, "-m", "targets.pq_l2.run_experiment", "--quick",
+    proc = subprocess.Popen([sys.executable, "-m", f"targets.{ONE}.run_experiment", "--quick",
                              "--results-dir", str(workspace.results)], cwd=workspace.path,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=dict(os.environ, HARNESS_CACHE_DIR=str(CACHE)))
@@ -292,7 +268,7 @@ def test_killed_supervisor_leaves_ledger_and_best_intact(workspace):
     while _processes_under(workspace.path) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _processes_under(workspace.path) == []
-    after = workspace.run("pq_l2", "--quick")
+    after = workspace.run(ONE, "--quick")
     assert after.code == 0, after
     assert len(after.rows()) == 2
 
@@ -320,7 +296,7 @@ def test_a_broken_target_toml_is_one_line_and_exit_1(workspace, target):
 
 def test_outside_a_git_checkout_is_a_setup_mistake(workspace):
     shutil.rmtree(workspace.path / ".git")
-    run = workspace.run("pq_l2", "--quick")
+    run = workspace.run(ONE, "--quick")
     assert run.code == 1 and "not a git checkout" in run.stderr, run
     assert run.rows() == []
 
@@ -377,7 +353,7 @@ def test_first_trial_on_a_busy_machine_is_not_tamper(workspace):
     (figures are the worker's own CPU time; waiting to run costs none)."""
     hogs = _busy(os.cpu_count() or 2)
     try:
-        run = workspace.run("pq_l2", "--quick")
+        run = workspace.run(ONE, "--quick")
     finally:
         for h in hogs:
             h.kill()
@@ -391,7 +367,7 @@ def test_concurrent_trials_take_turns_on_the_cpus(workspace, tmp_path):
     other = tmp_path / "ws2"
     shutil.copytree(workspace.path, other)
     env = dict(os.environ, HARNESS_CACHE_DIR=str(CACHE), HARNESS_LOCK_DIR=str(tmp_path / "locks"))
-    procs = [subprocess.Popen([sys.executable, "-m", "targets.pq_l2.run_experiment", "--quick",
+    procs = [subprocess.Popen([sys.executable, "-m", f"targets.{ONE}.run_experiment", "--quick",
                                "--results-dir", str(ws / "test-results")], cwd=ws, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for ws in (workspace.path, other)]
@@ -402,45 +378,16 @@ def test_concurrent_trials_take_turns_on_the_cpus(workspace, tmp_path):
     assert f"pid {procs[1 - waited[0]].pid}" in outs[waited[0]], outs
 
 
-def seed_best(ws, target, results=None):
-    """Record the workspace's current kernel as the baseline without a full trial
-    (what a baseline trial would leave), so a --quick trial has a best to time against."""
-    from harness_common import ledger
-    led = ledger.Ledger(results or ws.results, target)
-    sources = {n: ws.file(f"targets/{target}/{n}").read_bytes() for n in ledger.SOURCES}
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ws.path, capture_output=True,
-                            text=True, check=True).stdout.strip()
-    with led.locked():
-        kept = led.save_kept(sources, ledger.kernel_sha256(sources))
-        led.append({"timestamp": "2026-01-01T00:00:00+00:00", "commit": commit[:12],
-                    "status": "baseline", "kernel_sha256": ledger.kernel_sha256(sources),
-                    "mode": "full", "isa": isa.machine_level(), "sandbox": "on",
-                    "cpu": isa.cpu_model(), "description": "seeded by the test"})
-        led.point_best(kept)
-
-
-HISTORY_SENSITIVE = """
-
-_history = {"battery": 0}
-_plain_tables = PqKernel.distance_tables
-_plain_search = PqKernel.search
-
-
-def _tables(self, queries, out):
-    _history["battery"] += 1          # only the correctness battery calls distance_tables
-    _plain_tables(self, queries, out)
-
-
-def _search(self, queries, codes, k, out_ids, out_dists):
-    # A process that ran the battery searches twice as slowly: the worker's history,
-    # not the kernel, decides its speed (like heap offsets left by the battery).
-    for _ in range(2 if _history["battery"] else 1):
-        _plain_search(self, queries, codes, k, out_ids, out_dists)
-
-
-PqKernel.distance_tables = _tables
-PqKernel.search = _search
-"""
+def history_sensitive(f):
+    """A timed method twice as slow in a process that ran the battery (small calls)."""
+    return (f"\n\n_history = {{'battery': 0}}\n_plain = {f.cls}.{f.timed}\n\n\n"
+            f"def _timed(self, {f.signature}):\n"
+            f"    # The worker's history, not the kernel, decides its speed (like heap\n"
+            f"    # offsets left by the battery).\n"
+            f"    if not ({f.speed_call}):\n"
+            f"        _history['battery'] += 1\n"
+            f"    for _ in range(2 if _history['battery'] else 1):\n"
+            f"        _plain(self, {f.signature})\n\n\n{f.cls}.{f.timed} = _timed\n")
 
 
 def test_worker_history_does_not_bias_an_a_a_trial(workspace):
@@ -448,11 +395,11 @@ def test_worker_history_does_not_bias_an_a_a_trial(workspace):
     a kernel whose speed depends on what its process did before reads the same in
     both workers: candidate == best gives a ratio near 1 (it would read 2.0 if the
     battery ran in the candidate's timing process)."""
-    path = kernels_py("pq_l2")
-    workspace.write(path, workspace.file(path).read_text() + HISTORY_SENSITIVE)
+    path = kernels_py(ONE)
+    workspace.write(path, workspace.file(path).read_text() + history_sensitive(targetfacts.facts(ONE)))
     workspace.commit("history-sensitive kernel")
-    seed_best(workspace, "pq_l2")
-    run = workspace.run("pq_l2", "--quick")
+    seed_best(workspace, ONE)
+    run = workspace.run(ONE, "--quick")
     assert run.code == 0, run
     assert 0.8 < float(run.block["ratio_vs_best"]) < 1.25, run
 
@@ -460,33 +407,37 @@ def test_worker_history_does_not_bias_an_a_a_trial(workspace):
 # ------------------------------------------------------------ re-anchoring a ledger
 
 def test_reanchor_after_a_harness_change_keeps_the_ledger(workspace):
-    seed_best(workspace, "pq_l2")
+    seed_best(workspace, ONE)
     path = "harness_common/stats.py"
     workspace.write(path, workspace.file(path).read_text() + "\n# a deliberate harness change\n")
     workspace.commit("harness change")
-    run = workspace.run("pq_l2", "--quick")
+    run = workspace.run(ONE, "--quick")
     assert_row(run, "tamper", 5)
     assert "stats.py" in run.reason
     why = "stats.py: a deliberate harness change"
-    run = workspace.run("pq_l2", "--reanchor", why)
+    proc = subprocess.run([sys.executable, "-m", "harness_common", "reanchor", ONE, "--why", why,
+                           "--results-dir", str(workspace.results)], cwd=workspace.path,
+                          capture_output=True, text=True, timeout=900,
+                          env=dict(os.environ, HARNESS_CACHE_DIR=str(CACHE)))
+    run = TrialRun(proc, workspace.results)         # the documented command: the trial's path
     assert run.code == 0 and run.status == "reanchor", run
     rows = run.rows()
     assert [r["status"] for r in rows] == ["baseline", "tamper", "reanchor"]
     assert rows[-1]["anchor"] == why and rows[-1]["geomean_ns"], rows[-1]
-    run = workspace.run("pq_l2", "--quick")
+    run = workspace.run(ONE, "--quick")
     assert run.code == 0 and run.status == "discard", run
 
 
 def test_a_best_kernel_that_fails_its_recheck_is_named_without_a_row(workspace):
-    wrap_timed_method(workspace, "pq_l2", "if len(queries) == 32 and len(codes) == 20000:\n"
-                                          "    out_ids[:, 0] = out_ids[:, 1]")
+    f = targetfacts.facts(ONE)
+    wrap_timed_method(workspace, ONE, f"if {f.speed_call}:\n    {f.wrong}")
     workspace.commit("a kernel wrong on timed calls")
-    seed_best(workspace, "pq_l2")                     # as if it had been kept earlier
-    workspace.run("pq_l2", "--quick")                 # its candidate copy fails; row written
-    workspace.file(kernels_py("pq_l2")).write_text(
-        subprocess.run(["git", "show", "HEAD~1:" + kernels_py("pq_l2")], cwd=workspace.path,
+    seed_best(workspace, ONE)                     # as if it had been kept earlier
+    workspace.run(ONE, "--quick")                 # its candidate copy fails; row written
+    workspace.file(kernels_py(ONE)).write_text(
+        subprocess.run(["git", "show", "HEAD~1:" + kernels_py(ONE)], cwd=workspace.path,
                        capture_output=True, text=True, check=True).stdout)
-    run = workspace.run("pq_l2", "--quick")           # an honest candidate against that best
+    run = workspace.run(ONE, "--quick")           # an honest candidate against that best
     assert run.code == 1, run
     assert "best kept kernel failed a re-check" in run.stderr, run
     assert [r["status"] for r in run.rows()] == ["baseline", "fail"], run

@@ -1,0 +1,38 @@
+"""Run a target's correctness cases in this process, without workers.
+
+For the tolerance suites: numpy stand-ins for a kernel are run through the
+same cases and checks a trial uses, quickly and with no subprocess.
+"""
+import numpy as np
+
+from .calls import fill_value
+
+
+def run_case(case, make_kernel, which=0):
+    """Construct a kernel with make_kernel(**case.init), run the case's calls
+    on fresh copies with filled outputs, and return the check's messages."""
+    kernel = make_kernel(**case.init)
+    outs = []
+    for call in case.calls:
+        args = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in call.args.items()}
+        outputs = {}
+        for name, (dtype, shape) in call.outputs.items():
+            out = np.empty(shape, dtype)
+            fill = fill_value(dtype, which)
+            out.fill(fill)
+            outputs[name] = out
+        getattr(kernel, call.method)(**args, **outputs)
+        outs.append(outputs)
+    return case.check(outs)
+
+
+def run_battery(cases, make_kernel):
+    """{case name: messages} for every failing case (empty dict: all pass)."""
+    failures = {}
+    for case in cases:
+        for which in (0, 1):
+            msgs = run_case(case, make_kernel, which)
+            if msgs:
+                failures[case.name] = msgs
+                break
+    return failures
