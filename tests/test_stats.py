@@ -7,7 +7,7 @@ import pytest
 
 from harness_common import stats
 
-BLOCKS = 4          # fresh worker pairs per full trial (trial.BLOCKS)
+BLOCKS = 4          # a few worker pairs: the intervals must hold with as few as four
 
 
 def _rounds(rng, rounds, calls, scale=1.0, noise=0.02, base=1000.0):
