@@ -37,8 +37,8 @@ class CpuAudit:
 
     def problems(self):
         out = []
-        # Medians per combo: the stop after a window is charged to the worker but lies
-        # past the supervisor's wall clock (measured: up to 0.1 ms under load).
+        # Medians per combo, with slack for the clocks' own skew: both spans end when
+        # the worker's stop is confirmed, so one thread cannot pass its wall time.
         parallel = [f"{where} ({label})" for (where, label), spans in self.windows.items()
                     if np.median([c for c, _ in spans]) > 1.05 * np.median([w for _, w in spans])
                     + PARALLEL_SLACK_NS]

@@ -163,7 +163,6 @@ class WorkerProcess:
                               f"during {self.phase}")
         except (wire.WireError, OSError):
             raise self._death()
-        w1 = time.monotonic_ns()
         if bytes(status) == FAILED:                 # the kernel raised: its story follows
             try:
                 reply, _ = wire.recv(self.reply_r, timeout=timeout)
@@ -171,7 +170,11 @@ class WorkerProcess:
                 raise self._death()
             raise KernelError(reply.get("error", "kernel"), reply.get("message", "unknown error"))
         self._stop()
-        span = Window(self.cpu_ns() - c0, w1 - w0)
+        # Wall time ends once the stop is confirmed, like the CPU reading: the
+        # worker runs on past its status byte until the SIGSTOP lands, and a
+        # supervisor delayed there (a busy machine) must not make one thread's
+        # CPU time look longer than the wall time around it.
+        span = Window(self.cpu_ns() - c0, time.monotonic_ns() - w0)
         if bytes(status) != OK:
             raise RuntimeError(f"worker answered the go byte with {bytes(status)!r}")
         return span

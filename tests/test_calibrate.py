@@ -3,6 +3,9 @@ and an interrupted trial stops the whole calibration."""
 from types import SimpleNamespace
 
 from harness_common import calibrate
+from targetfacts import TARGETS
+
+TARGET = TARGETS[0]     # any target: the trials are replayed, not run
 
 
 def _trial(status, ratio, lo, hi, combo_ratios=(1.0,), reasons=()):
@@ -30,7 +33,7 @@ def test_counts_and_verdict_come_from_the_trials(monkeypatch):
     lost = _trial("discard", 0.98, 0.96, 1.01)
     calls = _fake(monkeypatch, [(0, base), (0, aa_keep), (0, win), (0, aa_keep), (0, lost)])
     lines = []
-    code = calibrate.calibrate("pq_l2", trials=2, out=lines.append)
+    code = calibrate.calibrate(TARGET, trials=2, out=lines.append)
     text = "\n".join(lines)
     assert [scale for _, scale in calls] == [1.0, 1.0, 1.03, 1.0, 1.03]
     assert "A/A: kept 2/2; tamper 0" in text
@@ -45,7 +48,7 @@ def test_a_clean_run_is_trusted(monkeypatch):
     win = _trial("keep", 0.97, 0.96, 0.98)
     _fake(monkeypatch, [(0, base)] + [(0, aa), (0, win)] * 3)
     lines = []
-    assert calibrate.calibrate("pq_l2", trials=3, out=lines.append) == 0
+    assert calibrate.calibrate(TARGET, trials=3, out=lines.append) == 0
     assert lines[-1] == "verdict: verdicts can be trusted here for wins of 3% and more"
 
 
@@ -53,5 +56,5 @@ def test_an_interrupted_trial_stops_the_calibration(monkeypatch):
     base = _trial("baseline", None, None, None)
     calls = _fake(monkeypatch, [(0, base), (130, _trial(None, None, None, None))])
     lines = []
-    assert calibrate.calibrate("pq_l2", trials=5, out=lines.append) == 130
+    assert calibrate.calibrate(TARGET, trials=5, out=lines.append) == 130
     assert len(calls) == 2 and lines[-1] == "interrupted"

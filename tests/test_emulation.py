@@ -2,9 +2,8 @@
 
 * both targets' full correctness batteries pass at every level, native
   where this CPU has the level and emulated where it does not (no skips);
-* the emulation catches what it is for: a pq_l2 kernel whose bug is only in
-  its avx512 path, and one whose bug is only in its amx path (tile
-  intrinsics), fail an emulated trial; with the bug fixed they pass;
+* the emulation catches what it is for: see targets/pq_l2/tests/
+  test_emulation_paths.py (a bug only in an avx512 or only in an amx path);
 * an emulated trial is correctness only: `isa: <level> (emulated)`, status
   `emulated`, no timing, nothing kept, quick within 60 s; a full one runs
   the whole battery and ends the same way;
@@ -27,7 +26,6 @@ from harness_common.inprocess import run_battery
 from targetfacts import TARGETS
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = Path(__file__).resolve().parent / "emulation"
 KERNEL_CLASS = {t: config.load(ROOT / "targets" / t / "target.toml").kernel_class for t in TARGETS}
 SEED = 4242
 
@@ -63,70 +61,6 @@ def test_full_battery_passes_at_every_level(target, level, monkeypatch):
     assert fails == {}, fails
 
 
-# ------------------------------------------------------------ bug only in one level's path
-
-DISPATCH = "    (void)isa;\n    tables_portable("
-DISPATCH_FIXTURE = """#ifdef FIXTURE_TABLES
-    if (isa >= FIXTURE_TABLES_ISA) {
-        FIXTURE_TABLES(codebook, dim, num_sub_vectors, num_centroids, queries, nq, out);
-        return;
-    }
-#endif
-    tables_portable("""
-SPLICE_BEFORE = "/* ------------------------------------------------------------ dispatch */"
-
-
-# A frozen copy of pq_l2's plain kernel: the target's own kernels.c changes
-# with every kept trial, so the fixtures are spliced into this one instead.
-PLAIN = FIXTURES / "pq_l2_plain"
-
-
-def patched_kernel(fixture, bug):
-    """The plain pq_l2 kernel with the fixture's path spliced in before the dispatch."""
-    source = (PLAIN / "kernels.c").read_text()
-    assert DISPATCH in source and SPLICE_BEFORE in source, "the plain kernel changed shape"
-    snippet = f"#define FIXTURE_BUG {int(bug)}\n" + (FIXTURES / fixture).read_text() + "\n"
-    source = source.replace(SPLICE_BEFORE, snippet + SPLICE_BEFORE, 1)
-    return source.replace(DISPATCH, DISPATCH_FIXTURE, 1)
-
-
-def install(dest_dir, fixture, bug):
-    dest_dir = Path(dest_dir)
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    (dest_dir / "kernels.py").write_text((PLAIN / "kernels.py").read_text())
-    (dest_dir / "kernels.c").write_text(patched_kernel(fixture, bug))
-    return dest_dir / "kernels.py"
-
-
-BUGGY = [("pq_l2_avx512_tables.c", "avx512"), ("pq_l2_amx_tables.c", "amx")]
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("fixture, level", BUGGY, ids=["avx512", "amx"])
-def test_fixed_path_passes_and_bug_stays_invisible_below_its_level(fixture, level, tmp_path,
-                                                                   monkeypatch):
-    cases = battery("pq_l2")
-    fixed = load_kernels(install(tmp_path / "fixed", fixture, False), level, monkeypatch)
-    assert run_battery(cases, lambda **init: fixed.PqKernel(**init, isa=level)) == {}
-    # The buggy kernel is right on every lower level: only `level` can see the bug.
-    buggy = load_kernels(install(tmp_path / "buggy", fixture, True), level, monkeypatch)
-    below = isa.LEVELS[isa.LEVELS.index(level) - 1]
-    assert run_battery(cases, lambda **init: buggy.PqKernel(**init, isa=below)) == {}
-    fails = run_battery(cases, lambda **init: buggy.PqKernel(**init, isa=level))
-    assert fails and all("distance_tables" in " ".join(m) for m in fails.values()), fails
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("fixture, level", BUGGY, ids=["avx512", "amx"])
-def test_bug_only_in_one_levels_path_fails_the_trial(workspace, fixture, level):
-    install(workspace.path / "targets" / "pq_l2", fixture, True)
-    run = workspace.run("pq_l2", "--quick", env={"HARNESS_ISA": level})
-    assert run.code == 2 and run.status == "fail", run
-    assert "distance_tables" in run.reason, run
-    assert run.block["isa"] == isa.describe(level)
-    assert run.rows()[-1]["isa"] == isa.describe(level)
-
-
 # ------------------------------------------------------------ the emulated trial
 
 LACKING = [lv for lv in isa.LEVELS if isa.emulated(lv)]
@@ -159,22 +93,16 @@ def test_full_emulated_trial_runs_the_whole_battery_and_ends_correctness_only(wo
     if not LACKING:
         pytest.skip("this CPU has every level; the emulated trial path is not reachable")
     level = LACKING[0]
-    run = workspace.run("pq_l2", env={"HARNESS_ISA": level})
+    target = TARGETS[0]
+    run = workspace.run(target, env={"HARNESS_ISA": level})
     assert run.code == 0 and run.status == "emulated", run
     assert "full battery passed" in run.reason and "correctness only" in run.reason
-    n = len(battery("pq_l2", quick=False))
+    n = len(battery(target, quick=False))
     assert run.block["correctness"].startswith(f"pass ({n} cases")
     assert run.rows()[-1]["mode"] == "full"
 
 
 # ------------------------------------------------------------ machine code and build keys
-
-@pytest.mark.parametrize("fixture, level", BUGGY, ids=["avx512", "amx"])
-def test_build_holds_nothing_above_the_cpus_level(fixture, level, tmp_path):
-    py = install(tmp_path, fixture, False)
-    so = cbuild.build(py.with_suffix(".c"), cbuild.read_cdef(py), True, level)
-    assert machinecode.above_cap(so, isa.native_level(level)) == []
-
 
 def test_build_key_separates_native_from_emulated():
     native = cbuild.flags_for(True, "avx512", emulate=False)

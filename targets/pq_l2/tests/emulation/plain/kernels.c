@@ -1,4 +1,4 @@
-/* A frozen copy of pq_l2's plain kernel for tests/test_emulation.py: the
+/* A frozen copy of pq_l2's plain kernel for tests/test_emulation_paths.py: the
  * fixtures there splice one level's path into it. Not the target's kernel.
  *
  * pq_l2 kernel: distance tables and top-k ADC search.

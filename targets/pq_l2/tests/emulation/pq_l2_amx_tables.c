@@ -1,5 +1,5 @@
-/* Test fixture, spliced into a copy of targets/pq_l2/kernels.c before its
- * dispatch (tests/test_emulation.py): an AMX path for distance_tables that
+/* Test fixture, spliced into the frozen plain pq_l2 kernel (plain/) before its
+ * dispatch (tests/test_emulation_paths.py): an AMX path for distance_tables that
  * moves each row of the table through tiles. Entries are computed in fp32,
  * loaded as a 16 x 16 fp32 tile, put through tdpbf16ps with zero operands
  * (adds exact zeros) and stored. With FIXTURE_BUG 1 the tile config holds

@@ -1,5 +1,5 @@
-/* Test fixture, spliced into a copy of targets/pq_l2/kernels.c before its
- * dispatch (tests/test_emulation.py): an AVX-512 path for distance_tables.
+/* Test fixture, spliced into the frozen plain pq_l2 kernel (plain/) before its
+ * dispatch (tests/test_emulation_paths.py): an AVX-512 path for distance_tables.
  * With FIXTURE_BUG 1 the masked tail load drops the last dimension of each
  * sub-vector: a bug only this path has, which only an avx512 run can see. */
 #if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AVX512
