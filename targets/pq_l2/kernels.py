@@ -69,7 +69,8 @@ class PqKernel:
         if self.isa:
             tables = self._p_scratch
         else:
-            tables = np.empty(nq * self.m * self.k, np.float32)
-            tables = pointer(ffi, tables, "float32", tables.shape, "tables")
+            # Named, so it lives through the call: a pointer does not keep its array alive.
+            scratch = np.empty(nq * self.m * self.k, np.float32)
+            tables = pointer(ffi, scratch, "float32", scratch.shape, "tables")
         lib.pq_search(self._cb, self.dim, self.m, self.k, q, nq, c, n, k, ids, dists, tables,
                       self._p_cbt, self._p_batch, self.isa)
