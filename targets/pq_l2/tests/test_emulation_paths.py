@@ -7,8 +7,6 @@ The fixtures in emulation/ are spliced into a frozen copy of pq_l2's plain
 kernel (emulation/plain/), not into targets/pq_l2/kernels.c, which changes
 with every kept trial.
 """
-import importlib
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -16,25 +14,10 @@ import pytest
 from harness_common import cbuild, isa, machinecode
 from harness_common.inprocess import run_battery
 from tests.conftest import workspace  # noqa: F401  (the fixture: a committed copy of the project)
+from tests.test_emulation import battery, load_kernels
 
 FIXTURES = Path(__file__).resolve().parent / "emulation"
 PLAIN = FIXTURES / "plain"
-SEED = 4242
-
-
-def battery():
-    rx = importlib.import_module("targets.pq_l2.run_experiment")
-    return rx.battery(SEED, False)
-
-
-def load_kernels(py_path, level, monkeypatch):
-    """A kernels.py imported afresh with its C built at `level` (cached build)."""
-    monkeypatch.setenv("HARNESS_ISA", level)
-    name = f"_kernels_{Path(py_path).parent.name}_{level}_{abs(hash(str(py_path)))}"
-    spec = importlib.util.spec_from_file_location(name, py_path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # ------------------------------------------------------------ bug only in one level's path
@@ -74,7 +57,7 @@ BUGGY = [("pq_l2_avx512_tables.c", "avx512"), ("pq_l2_amx_tables.c", "amx")]
 @pytest.mark.parametrize("fixture, level", BUGGY, ids=["avx512", "amx"])
 def test_fixed_path_passes_and_bug_stays_invisible_below_its_level(fixture, level, tmp_path,
                                                                    monkeypatch):
-    cases = battery()
+    cases = battery("pq_l2")
     fixed = load_kernels(install(tmp_path / "fixed", fixture, False), level, monkeypatch)
     assert run_battery(cases, lambda **init: fixed.PqKernel(**init, isa=level)) == {}
     # The buggy kernel is right on every lower level: only `level` can see the bug.
