@@ -14,7 +14,7 @@ line and the picture a dashed vertical line.
 """
 from pathlib import Path
 
-from . import config, integrity, ledger
+from . import config, immutable, integrity, ledger
 from .result import fmt
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +52,7 @@ def audit(rows, name):
         return "immutable files: no baseline row yet"
     commit, kind = anchor["commit"].split("+")[0], anchor["status"]
     try:
-        changed = integrity.changed_immutable(ROOT, ROOT / "targets" / name, commit)
+        changed = immutable.changed_immutable(ROOT, ROOT / "targets" / name, commit)
     except integrity.IntegrityError as exc:
         return f"immutable files: cannot verify ({exc})"
     if changed:

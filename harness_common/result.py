@@ -38,6 +38,24 @@ class ResultBlock:
             raise KeyError(f"{key!r} is not a result key")
         self.values[key] = value
 
+    def add_figures(self, fig):
+        """The timing figures of a trial (verdict.Figures)."""
+        unit = self.unit
+        self.set(f"geomean_ns_per_{unit}", fmt(fig.geomean_ns, "ns"))
+        self.modes = [f"{mode} geomean_ns_per_{unit}={fmt(ns, 'ns')}"
+                      for mode, ns in fig.mode_geomeans.items()]
+        self.set("ratio_vs_best", fmt(fig.ratio, "ratio"))
+        self.set("ratio_ci95", None if fig.ratio is None else
+                 f"[{fmt(fig.ci_low, 'ratio')}, {fmt(fig.ci_high, 'ratio')}]")
+        self.set(f"worst_ns_per_{unit}", f"{fmt(fig.worst.ns_per_unit, 'ns')} ({fig.worst.name})")
+        self.set(f"best_ns_per_{unit}", f"{fmt(fig.fastest.ns_per_unit, 'ns')} ({fig.fastest.name})")
+        self.combos = [combo_line(r, unit) for r in fig.results]
+        self.set("speedup_vs_scalar", fmt(fig.speedup_vs_scalar, "speedup"))
+        self.set("constructor_ms", fmt(fig.ctor_ms, "ms"))
+        if fig.noisy:
+            self.set("warning", f"unstable timings (stdev >= 10% of the mean) on "
+                                f"{', '.join(fig.noisy)}: the machine is noisy; a verdict may flip on rerun")
+
     def render(self):
         order = keys(self.unit)
         width = max(len(k) for k in order) + 2

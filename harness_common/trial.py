@@ -2,7 +2,7 @@
 
 `main()` is what every target's run_experiment.py calls. A trial:
   1. takes the ledger's lock, repairs best/ after an earlier crash, and checks
-     immutable files against the ledger's anchor commit (ledger.py, integrity.py);
+     immutable files against the ledger's anchor commit (ledger.py, immutable.py);
   2. claims a CPU pair machine-wide: one to time on, one for itself (cpus.py);
   3. copies the candidate's sources, scans them, and builds them, the best kept
      kernel and the scalar baseline afresh in its private directory, at the
@@ -21,7 +21,6 @@ status `emulated`: correctness only, never timed, never kept.
 What each way of stopping early means (row or not, status, exit code) is one
 table, OUTCOMES, below.
 """
-import argparse
 import datetime
 import os
 import secrets
@@ -36,15 +35,16 @@ from pathlib import Path
 
 import numpy as np
 
-from . import (battery, cbuild, config, cpus, integrity, isa, ledger, machinecode, sandbox,
-               timing, verdict)
+from . import (battery, cbuild, config, cpus, immutable, integrity, isa, ledger, machinecode,
+               sandbox, timing, verdict)
+from .cli import (EXIT_BUILD, EXIT_CORRECTNESS, EXIT_CRASH, EXIT_INTERNAL, EXIT_OK,
+                  EXIT_POLICY, parse_args)
 from .hosts import HostFactory
 from .integrity import IntegrityError
 from .process import KernelError, SandboxError, WorkerCrash
-from .result import ResultBlock, combo_line, fmt
+from .result import ResultBlock, fmt
 from .timing import CheckFailure
 
-EXIT_OK, EXIT_INTERNAL, EXIT_CORRECTNESS, EXIT_BUILD, EXIT_CRASH, EXIT_POLICY = range(6)
 # Fresh worker pairs per full / quick trial. Eight, not four: the interval is a
 # t interval over the pairs, and with pq_l2's single-query calls four pairs gave
 # A/A intervals of about +-2%, eight about +-1.3% (same total rounds).
@@ -85,42 +85,6 @@ OUTCOMES = [
     (IntegrityError, lambda e: Stop("tamper", EXIT_POLICY, str(e))),
     (CheckFailure, lambda e: Stop("fail", EXIT_CORRECTNESS, "; ".join(e.messages))),
 ]
-
-
-def parse_args(cfg, argv):
-    mod = f"targets.{cfg.name}.run_experiment"
-    parser = argparse.ArgumentParser(
-        prog=f"python -m {mod}",
-        description=f"Run one trial of the {cfg.name} kernel: build, correctness, speed vs "
-                    f"the best kept kernel, verdict, one ledger row.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=f"""examples:
-  python -m {mod} --description "unroll the scan by 4"
-  python -m {mod} --quick                      # smoke run in seconds, never kept
-  python -m {mod} --seed 1234                  # replay a failing correctness seed
-  HARNESS_ISA=scalar python -m {mod} --quick   # force the scalar code path
-  python -m {mod} --results-dir /tmp/scratch   # keep the real ledger untouched
-  python -m {mod} --reanchor "harness_common: new timing"   # after a harness change
-
-exit codes: 0 trial completed (kept or not), 1 setup mistake or harness error,
-2 correctness failure, 3 build failure, 4 crash/timeout/limit, 5 integrity or policy violation""")
-    parser.add_argument("--description", default="", help="what this trial tries (goes in the ledger)")
-    parser.add_argument("--seed", type=int, default=None, help="correctness and input seed (default: fresh)")
-    parser.add_argument("--quick", action="store_true", help="a fast smoke run; never kept")
-    parser.add_argument("--results-dir", default=None, help=f"ledger directory (default: results/{cfg.name})")
-    parser.add_argument("--timeout", type=float, default=cfg.budget.call_timeout_seconds,
-                        help="seconds one kernel call may take before it counts as a hang")
-    parser.add_argument("--cpu-wait", type=float, default=3600.0,
-                        help="seconds to wait for a CPU pair another trial holds (default 3600)")
-    parser.add_argument("--no-sandbox", action="store_true",
-                        help="run even where the OS cannot confine the workers (the row says sandbox: off)")
-    parser.add_argument("--reanchor", metavar="WHY", default=None,
-                        help="after a deliberate change to the harness or this target's immutable "
-                             "files: re-measure the best kept kernel under it and anchor the ledger "
-                             "to the current commit, keeping every earlier row")
-    parser.error = lambda msg: (parser.print_usage(sys.stderr),
-                                print(f"error: {msg}", file=sys.stderr), sys.exit(EXIT_INTERNAL))
-    return parser.parse_args(argv)
 
 
 @dataclass
@@ -175,7 +139,7 @@ class Trial:
             self.say(f"note: {note}")
         self.best_row = self.ledger.best(rows)
         anchor = self.ledger.anchor(rows)
-        commit, dirty = integrity.head_commit(self.root)
+        commit, dirty = immutable.head_commit(self.root)
         if commit is None:
             raise Stop(None, EXIT_INTERNAL, f"{self.root} is not a git checkout with a commit; the "
                        f"ledger anchors immutable files to one (git init && git add -A && git commit)")
@@ -202,10 +166,10 @@ class Trial:
         elif anchor is None:
             self._require_committed("before the baseline trial")
         else:
-            integrity.check_immutable(self.root, self.target_dir, anchor["commit"])
+            immutable.check_immutable(self.root, self.target_dir, anchor["commit"])
 
     def _require_committed(self, when):
-        changed = integrity.changed_immutable(self.root, self.target_dir, "HEAD")
+        changed = immutable.changed_immutable(self.root, self.target_dir, "HEAD")
         if changed:
             raise Stop(None, EXIT_INTERNAL, f"immutable file(s) differ from HEAD {when}: "
                        f"{', '.join(changed)}; commit them first (the ledger anchors to a commit)")
@@ -362,23 +326,10 @@ class Trial:
         if self.args.reanchor is not None:
             status, reasons = "reanchor", []
         self.figures, self.reasons = fig, reasons
-        unit, blk = self.cfg.unit, self.block
         self.row.update(geomean_ns=fig.geomean_ns, worst_combo=fig.worst.name,
                         worst_ns=fig.worst.ns_per_unit, peak_rss_mb=s.peak_mb, ratio_vs_best=fig.ratio,
                         ratio_ci_low=fig.ci_low, ratio_ci_high=fig.ci_high)
-        blk.set(f"geomean_ns_per_{unit}", fmt(fig.geomean_ns, "ns"))
-        blk.modes = [f"{mode} geomean_ns_per_{unit}={fmt(ns, 'ns')}" for mode, ns in fig.mode_geomeans.items()]
-        blk.set("ratio_vs_best", fmt(fig.ratio, "ratio"))
-        blk.set("ratio_ci95", None if fig.ratio is None else
-                f"[{fmt(fig.ci_low, 'ratio')}, {fmt(fig.ci_high, 'ratio')}]")
-        blk.set(f"worst_ns_per_{unit}", f"{fmt(fig.worst.ns_per_unit, 'ns')} ({fig.worst.name})")
-        blk.set(f"best_ns_per_{unit}", f"{fmt(fig.fastest.ns_per_unit, 'ns')} ({fig.fastest.name})")
-        blk.combos = [combo_line(r, unit) for r in fig.results]
-        blk.set("speedup_vs_scalar", fmt(fig.speedup_vs_scalar, "speedup"))
-        blk.set("constructor_ms", fmt(fig.ctor_ms, "ms"))
-        if fig.noisy:
-            blk.set("warning", f"unstable timings (stdev >= 10% of the mean) on "
-                               f"{', '.join(fig.noisy)}: the machine is noisy; a verdict may flip on rerun")
+        self.block.add_figures(fig)
         return status, "; ".join(reasons)
 
     def _emulated_reason(self):
@@ -424,8 +375,11 @@ class Trial:
                 self.claim = cpus.claim(self.cfg.name, self.args.cpu_wait, self.say, self.affinity)
                 self.s.waited = time.monotonic() - t       # another trial's time, not this one's
                 self.s.cpu = self.claim.timing
-                os.sched_setaffinity(0, {self.claim.supervisor})   # never on the timing CPU
+                # The compilers may use both claimed CPUs (nothing is timed yet); from
+                # then on the supervisor never runs on the timing CPU.
+                os.sched_setaffinity(0, {self.claim.timing, self.claim.supervisor})
                 self.build()
+                os.sched_setaffinity(0, {self.claim.supervisor})
                 self.plan()
                 factory = self._factory()
                 self.correctness(factory)

@@ -6,6 +6,7 @@ the test's own folder (so no test ever writes the real ledger). Compiled
 modules and trained codebooks are shared through one cache directory.
 """
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -49,11 +50,21 @@ class Workspace:
         assert old in text, f"{old!r} not in {rel}"
         self.file(rel).write_text(text.replace(old, new, count))
 
+    def small_budget(self, target, timing_seconds=4):
+        """Give `target`'s full trials a test-sized timing budget, committed: what such
+        a test checks (rows, anchors, best/) does not depend on how long the rounds run."""
+        rel = f"targets/{target}/target.toml"
+        text, n = re.subn(r"(?m)^timing_seconds\s*=\s*[0-9.]+", f"timing_seconds = {timing_seconds}",
+                          self.file(rel).read_text())
+        assert n == 1, f"no timing_seconds in {rel}"
+        self.write(rel, text)
+        self.commit(f"test-sized timing budget for {target}")
+
     def commit(self, message="test change"):
         _git(self.path, "add", "-A")
         _git(self.path, "commit", "-q", "-m", message)
 
-    def run(self, target="pq_l2", *args, env=None, timeout=600, results=None):
+    def run(self, target, *args, env=None, timeout=600, results=None):
         """Run one trial; returns a TrialRun (exit code, output, result block, ledger rows)."""
         results = Path(results or self.results)
         cmd = [sys.executable, "-m", f"targets.{target}.run_experiment",

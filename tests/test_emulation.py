@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from harness_common import cbuild, config, isa, machinecode
+from harness_common import cbuild, config, isa
 from harness_common.inprocess import run_battery
 from targetfacts import TARGETS
 

@@ -1,14 +1,14 @@
 """harness_common.ledger format v2: the cpu, sandbox and anchor columns
 round-trip, a v1 ledger still reads and is upgraded atomically when a row is
 appended, reanchor rows are checked on the way in, and Ledger.anchor finds
-the commit immutable files are checked against (integrity.resolve_commit
+the commit immutable files are checked against (immutable.resolve_commit
 turns it into a full hash)."""
 import os
 import subprocess
 
 import pytest
 
-from harness_common import integrity, isa, ledger
+from harness_common import immutable, integrity, isa, ledger
 from harness_common.ledger import COLUMNS, COLUMNS_V1, Ledger, LedgerError
 
 SHA_A, SHA_B = "a" * 64, "b" * 64
@@ -217,19 +217,19 @@ def repo(tmp_path):
 
 def test_resolve_commit_expands_a_ledger_commit(repo):
     root, full = repo
-    assert integrity.resolve_commit(root, full[:12]) == full
-    assert integrity.resolve_commit(root, full[:12] + "+dirty") == full
+    assert immutable.resolve_commit(root, full[:12]) == full
+    assert immutable.resolve_commit(root, full[:12] + "+dirty") == full
 
 
 @pytest.mark.parametrize("bad", ["", "--output=/tmp/x", "HEAD", "main", "xyz1"])
 def test_resolve_commit_refuses_what_is_not_a_hash(repo, bad):
     with pytest.raises(integrity.IntegrityError, match="not a commit hash"):
-        integrity.resolve_commit(repo[0], bad)
+        immutable.resolve_commit(repo[0], bad)
 
 
 def test_resolve_commit_names_a_missing_commit(repo):
     with pytest.raises(integrity.IntegrityError, match="0123456789ab is not in .*move results.tsv aside"):
-        integrity.resolve_commit(repo[0], "0123456789ab")
+        immutable.resolve_commit(repo[0], "0123456789ab")
 
 
 # ------------------------------------------------------------ cpu_model

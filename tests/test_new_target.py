@@ -80,6 +80,7 @@ def test_the_recipe_end_to_end_leaves_other_targets_alone(workspace):
         assert run.code == 0 and run.status == "discard", run
 
     results = ledgers / "demo-full"
+    workspace.small_budget("demo")
     first = workspace.run("demo", "--description", "baseline", results=results)
     assert first.code == 0 and first.status == "baseline", first
     second = workspace.run("demo", "--description", "A/A", results=results)

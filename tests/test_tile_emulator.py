@@ -163,7 +163,7 @@ def bf16_model(a, b, c):
     """C[m, n] += A[m, 2k] * B[k, 2n], then += A[m, 2k+1] * B[k, 2n+1], k ascending;
     each product exact, each sum rounded to fp32 (RNE), DAZ inputs, FTZ outputs."""
     af, bf = bf16_to_f32(a), bf16_to_f32(b)
-    m, k2, n = a.shape[0], a.shape[1] // 2, c.shape[1]
+    k2 = a.shape[1] // 2
     acc = _ftz(c.copy())
     for k in range(k2):
         for i in range(2):

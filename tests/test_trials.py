@@ -222,6 +222,7 @@ def test_corrupt_or_foreign_ledger_is_refused_and_left_untouched(workspace, targ
 def test_baseline_then_unchanged_trial_against_it(workspace):
     """The first full trial is the baseline; an unchanged rerun is an A/A trial
     against it (kept or not by noise alone, so only its mechanics are checked)."""
+    workspace.small_budget(ONE)
     first = workspace.run(ONE, "--description", "baseline")
     assert first.code == 0 and first.status == "baseline", first
     best = (workspace.results / "best").resolve()
@@ -407,6 +408,7 @@ def test_worker_history_does_not_bias_an_a_a_trial(workspace):
 # ------------------------------------------------------------ re-anchoring a ledger
 
 def test_reanchor_after_a_harness_change_keeps_the_ledger(workspace):
+    workspace.small_budget(ONE)
     seed_best(workspace, ONE)
     path = "harness_common/stats.py"
     workspace.write(path, workspace.file(path).read_text() + "\n# a deliberate harness change\n")
