@@ -417,12 +417,26 @@ HARNESS_TARGET_AVX2 static int select_i8(const float *x, int lo, int w, int dim,
  * once; within a subspace, the block's quantized rows and one 32-centroid
  * slice of the packing (5.5 KB at dim 1026) stay in L1 while every row of
  * the block uses it. */
+/* The integer dots of a block of rows against every centroid of subspace s:
+ * S[r][k] = sum_j qx[r][j] qc_k[j] for r < rn (one function per ISA level). */
+typedef void (*dots_fn)(uint8_t (*qx)[4096 + 64], int rn, const int8_t *qp, int kp, int quads,
+                        int32_t (*S)[256 + KB]);
+
+HARNESS_TARGET_AVX2 static void block_dots_avx2(uint8_t (*qx)[4096 + 64], int rn, const int8_t *qp,
+                                                int kp, int quads, int32_t (*S)[256 + KB])
+{
+    for (int g0 = 0; g0 < kp / G8; g0 += 4)
+        for (int r = 0; r < rn; r++)
+            dots_i8(qx[r], qp, g0, quads, S[r]);
+}
+
 HARNESS_TARGET_AVX2 static void encode_i8(const struct i8book *bk, int dim, int num_subspaces,
-                                          int num_centroids, const float *rows, int n, uint8_t *out)
+                                          int num_centroids, const float *rows, int n, uint8_t *out,
+                                          dots_fn dots)
 {
     int kp = padded(num_centroids), quads = bk->wq / 4;
-    uint8_t qx[RB][4096 + 64] __attribute__((aligned(32)));
-    int32_t S[RB][256 + KB] __attribute__((aligned(32)));
+    uint8_t qx[RB][4096 + 64] __attribute__((aligned(64)));
+    int32_t S[RB][256 + KB] __attribute__((aligned(64)));
     float dp[256 + KB], a[RB], xqn[RB], exn[RB];
     for (int i0 = 0; i0 < n; i0 += RB) {
         int rn = n - i0 < RB ? n - i0 : RB;
@@ -431,9 +445,7 @@ HARNESS_TARGET_AVX2 static void encode_i8(const struct i8book *bk, int dim, int 
             const int8_t *qp = bk->qpack + qpack_base(s, kp, bk->wq);
             for (int r = 0; r < rn; r++)
                 a[r] = quantize_row(rows + (long)(i0 + r) * dim + lo, w, bk->wq, qx[r], &xqn[r], &exn[r]);
-            for (int g0 = 0; g0 < kp / G8; g0 += 4)
-                for (int r = 0; r < rn; r++)
-                    dots_i8(qx[r], qp, g0, quads, S[r]);
+            dots(qx, rn, qp, kp, quads, S);
             for (int r = 0; r < rn; r++)
                 out[(long)(i0 + r) * num_subspaces + s] = (uint8_t)select_i8(
                     rows + (long)(i0 + r) * dim + lo, lo, w, dim, s, kp, num_centroids, bk, a[r],
@@ -443,6 +455,53 @@ HARNESS_TARGET_AVX2 static void encode_i8(const struct i8book *bk, int dim, int 
 }
 
 #endif /* HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AVX2 */
+
+/* ------------------------------------------------------------ AVX-512 VNNI first pass
+ *
+ * The same packing, quantization and certified re-check as the AVX2 path; only
+ * the integer dots change. vpdpbusd multiplies u8 by s8, sums each group of
+ * four products and adds to int32 in one instruction (no 16-bit stage, so no
+ * saturation to reason about): one zmm covers two quads of one 8-centroid
+ * group (64 contiguous bytes of the packing), the row's two quads broadcast
+ * to the matching halves, and the halves are added at the end.
+ */
+#if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AVX512
+
+HARNESS_TARGET_AVX512 static void dots_vnni(const uint8_t *qx, const int8_t *qpack, int g0,
+                                            int quads, int32_t *S)
+{
+    __m512i acc[4];
+    for (int g = 0; g < 4; g++)
+        acc[g] = _mm512_setzero_si512();
+    const int8_t *p = qpack + (long)g0 * quads * 32;
+    int t = 0;
+    for (; t + 2 <= quads; t += 2) {
+        __m512i x = _mm512_inserti64x4(_mm512_set1_epi32(*(const int32_t *)(qx + 4 * t)),
+                                       _mm256_set1_epi32(*(const int32_t *)(qx + 4 * t + 4)), 1);
+        for (int g = 0; g < 4; g++)
+            acc[g] = _mm512_dpbusd_epi32(acc[g], x,
+                                         _mm512_loadu_si512((const void *)(p + ((long)g * quads + t) * 32)));
+    }
+    __m256i xa = _mm256_set1_epi32(t < quads ? *(const int32_t *)(qx + 4 * t) : 0);
+    for (int g = 0; g < 4; g++) {
+        __m256i lo = _mm512_castsi512_si256(acc[g]), hi = _mm512_extracti64x4_epi64(acc[g], 1);
+        __m256i sum = _mm256_add_epi32(lo, hi);
+        if (t < quads)          /* an odd last quad: half a vector */
+            sum = _mm256_dpbusd_epi32(sum, xa, _mm256_loadu_si256(
+                (const __m256i *)(p + ((long)g * quads + t) * 32)));
+        _mm256_storeu_si256((__m256i *)(S + (g0 + g) * G8), sum);
+    }
+}
+
+HARNESS_TARGET_AVX512 static void block_dots_vnni(uint8_t (*qx)[4096 + 64], int rn, const int8_t *qp,
+                                                  int kp, int quads, int32_t (*S)[256 + KB])
+{
+    for (int g0 = 0; g0 < kp / G8; g0 += 4)
+        for (int r = 0; r < rn; r++)
+            dots_vnni(qx[r], qp, g0, quads, S[r]);
+}
+
+#endif /* HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AVX512 */
 
 /* ------------------------------------------------------------ dispatch */
 
@@ -454,7 +513,12 @@ void campq_encode(const float *packed, const float *norms, int dim, int num_subs
 #if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AVX2
     if (isa >= HARNESS_ISA_AVX2 && dim / num_subspaces + 1 <= 4096) {
         struct i8book bk = {qpack, scale, tsum, norms, cnorm, ecnorm, codebook, wq};
-        encode_i8(&bk, dim, num_subspaces, num_centroids, rows, n, out);
+        dots_fn dots = block_dots_avx2;
+#if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AVX512
+        if (isa >= HARNESS_ISA_AVX512)
+            dots = block_dots_vnni;
+#endif
+        encode_i8(&bk, dim, num_subspaces, num_centroids, rows, n, out, dots);
         return;
     }
     if (isa >= HARNESS_ISA_AVX2) {
