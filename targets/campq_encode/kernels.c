@@ -503,6 +503,80 @@ HARNESS_TARGET_AVX512 static void block_dots_vnni(uint8_t (*qx)[4096 + 64], int 
 
 #endif /* HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AVX512 */
 
+/* ------------------------------------------------------------ AMX int8 first pass
+ *
+ * tdpbusd: C[16 rows][8 centroids] (int32) += A[16 rows][16 quads] (u8) .
+ * B[16 quads][8 centroids x 4] (s8). The packing already is B: an 8-centroid
+ * group holds, quad after quad, 32 bytes (8 centroids x 4 columns), so B is
+ * 16 consecutive quads of one group, rows 32 bytes apart; A is 16 quantized
+ * rows, 64 bytes each. Four C tiles take four groups (32 centroids) while one
+ * A tile per 16 quads is loaded once for all four; the last, shorter span of
+ * quads has its own A and B tile shapes, so one configuration serves the call.
+ */
+#if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AMX
+
+struct tilecfg {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+};
+
+HARNESS_TARGET_AMX static void amx_config(int tail)
+{
+    struct tilecfg cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int c = 0; c < 4; c++) {           /* tiles 0-3: C, 16 rows x 8 int32 */
+        cfg.rows[c] = 16;
+        cfg.colsb[c] = 32;
+    }
+    cfg.rows[4] = 16; cfg.colsb[4] = 64;    /* tile 4: A, 16 rows x 16 quads */
+    cfg.rows[5] = 16; cfg.colsb[5] = 32;    /* tile 5: B, 16 quads x 32 bytes */
+    if (tail) {
+        cfg.rows[6] = 16; cfg.colsb[6] = (uint16_t)(4 * tail);   /* tile 6: A, the last quads */
+        cfg.rows[7] = (uint8_t)tail; cfg.colsb[7] = 32;           /* tile 7: B, the last quads */
+    }
+    _tile_loadconfig(&cfg);
+}
+
+#define AMX_GROUP(c, A, B, span)                                                    \
+    do {                                                                            \
+        _tile_loadd(B, p + ((long)(g0 + c) * quads + (span)) * 32, 32);             \
+        _tile_dpbusd(c, A, B);                                                      \
+    } while (0)
+
+HARNESS_TARGET_AMX static void block_dots_amx(uint8_t (*qx)[4096 + 64], int rn, const int8_t *qp,
+                                              int kp, int quads, int32_t (*S)[256 + KB])
+{
+    (void)rn;                   /* rows past rn hold stale bytes; their sums are never read */
+    int full = quads / 16 * 16, tail = quads - full;
+    const int8_t *p = qp;
+    const long qstride = sizeof qx[0], sstride = sizeof S[0];
+    amx_config(tail);
+    for (int g0 = 0; g0 < kp / G8; g0 += 4) {
+        _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
+        for (int t = 0; t < full; t += 16) {
+            _tile_loadd(4, &qx[0][4 * t], qstride);
+            AMX_GROUP(0, 4, 5, t); AMX_GROUP(1, 4, 5, t);
+            AMX_GROUP(2, 4, 5, t); AMX_GROUP(3, 4, 5, t);
+        }
+        if (tail) {
+            _tile_loadd(6, &qx[0][4 * full], qstride);
+            AMX_GROUP(0, 6, 7, full); AMX_GROUP(1, 6, 7, full);
+            AMX_GROUP(2, 6, 7, full); AMX_GROUP(3, 6, 7, full);
+        }
+        _tile_stored(0, &S[0][(g0 + 0) * G8], sstride);
+        _tile_stored(1, &S[0][(g0 + 1) * G8], sstride);
+        _tile_stored(2, &S[0][(g0 + 2) * G8], sstride);
+        _tile_stored(3, &S[0][(g0 + 3) * G8], sstride);
+    }
+    _tile_release();
+}
+
+#undef AMX_GROUP
+
+#endif /* HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AMX */
+
 /* ------------------------------------------------------------ dispatch */
 
 void campq_encode(const float *packed, const float *norms, int dim, int num_subspaces,
@@ -517,6 +591,10 @@ void campq_encode(const float *packed, const float *norms, int dim, int num_subs
 #if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AVX512
         if (isa >= HARNESS_ISA_AVX512)
             dots = block_dots_vnni;
+#endif
+#if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AMX
+        if (isa >= HARNESS_ISA_AMX)
+            dots = block_dots_amx;
 #endif
         encode_i8(&bk, dim, num_subspaces, num_centroids, rows, n, out, dots);
         return;
