@@ -296,22 +296,23 @@ HARNESS_TARGET_AVX2 static float hsum(__m256 v)
     return _mm_cvtss_f32(s);
 }
 
-/* Exact float32 squared distance of a row slice to a centroid slice. */
-HARNESS_TARGET_AVX2 static float sqdist(const float *x, const float *c, int w)
+/* x . c over a slice in float32, four chains: the re-check's |c|^2 - 2 x.c
+ * (exact-math float32, like the difference form, at one FMA per element). */
+HARNESS_TARGET_AVX2 static float dot_f32(const float *x, const float *c, int w)
 {
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     int j = 0;
-    for (; j + 16 <= w; j += 16) {
-        __m256 t0 = _mm256_sub_ps(_mm256_loadu_ps(x + j), _mm256_loadu_ps(c + j));
-        __m256 t1 = _mm256_sub_ps(_mm256_loadu_ps(x + j + 8), _mm256_loadu_ps(c + j + 8));
-        a0 = _mm256_fmadd_ps(t0, t0, a0);
-        a1 = _mm256_fmadd_ps(t1, t1, a1);
+    for (; j + 32 <= w; j += 32) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + j), _mm256_loadu_ps(c + j), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + j + 8), _mm256_loadu_ps(c + j + 8), a1);
+        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + j + 16), _mm256_loadu_ps(c + j + 16), a2);
+        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + j + 24), _mm256_loadu_ps(c + j + 24), a3);
     }
-    float d = hsum(_mm256_add_ps(a0, a1));
-    for (; j < w; j++) {
-        float t = x[j] - c[j];
-        d += t * t;
-    }
+    for (; j + 8 <= w; j += 8)
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + j), _mm256_loadu_ps(c + j), a0);
+    float d = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; j < w; j++)
+        d += x[j] * c[j];
     return d;
 }
 
@@ -402,7 +403,8 @@ HARNESS_TARGET_AVX2 static int select_i8(const float *x, int lo, int w, int dim,
             mask &= mask - 1;
             if (kk >= num_centroids)
                 break;
-            float d = sqdist(x, bk->codebook + (long)kk * dim + lo, w);
+            /* |c|^2 - 2 x.c: the row's own |x|^2 is common to every centroid */
+            float d = c2[kk] - 2.0f * dot_f32(x, bk->codebook + (long)kk * dim + lo, w);
             if (best_k < 0 || d < best) {  /* strict: the lowest index wins ties */
                 best = d;
                 best_k = kk;
