@@ -20,9 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def _git(cwd, *args):
-    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
-                   env=dict(os.environ, GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@localhost",
-                            GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@localhost"))
+    """Run git in `cwd` as a test identity; returns its output, stripped."""
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True,
+                          env=dict(os.environ, GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@localhost",
+                                   GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@localhost")).stdout.strip()
 
 
 def _source_files():

@@ -1,18 +1,9 @@
 """Immutable files against a ledger commit: edits, deletions, new files, a missing commit."""
-import os
-import subprocess
-
 import pytest
+from conftest import _git
 
 from harness_common import immutable
 from harness_common.integrity import IntegrityError
-
-
-def _git(root, *args):
-    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@localhost",
-               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@localhost")
-    return subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True,
-                          text=True, env=env).stdout.strip()
 
 
 @pytest.fixture

@@ -2,10 +2,9 @@
 changed and where the ledger was reanchored, the same events as labelled
 dashed lines in the picture, figures read as numbers, and the immutable
 files audited against the latest anchor rather than the first baseline."""
-import os
-import subprocess
 
 import pytest
+from conftest import _git
 
 from harness_common import ledger, report
 
@@ -142,13 +141,6 @@ def test_progress_png_is_written_with_events(folder):
 
 
 # ------------------------------------------------------------ audit against the anchor
-
-def _git(root, *args):
-    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@localhost",
-               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@localhost")
-    return subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True,
-                          text=True, env=env).stdout.strip()
-
 
 @pytest.fixture
 def repo(tmp_path, monkeypatch):
