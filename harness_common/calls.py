@@ -32,12 +32,21 @@ def fill_value(dtype, which):
     return value
 
 
+def arrays_of(value):
+    """The arrays an argument holds: itself, the members of a list of arrays, or none (a scalar)."""
+    if isinstance(value, np.ndarray):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return []
+
+
 def _offsets(base, calls, rng):
     """Where each array argument and output of `calls` goes, from `base` on, in order,
     with a random extra gap of 0 or 64 bytes before each (the spacing varies too)."""
     out, off = [], base
     for call in calls:
-        sizes = [a.nbytes for a in call.args.values() if isinstance(a, np.ndarray)]
+        sizes = [a.nbytes for v in call.args.values() for a in arrays_of(v)]
         sizes += [int(np.prod(s, dtype=np.int64)) * np.dtype(d).itemsize for d, s in call.outputs.values()]
         for n in sizes:
             off += int(rng.integers(0, 2)) * ALIGN
@@ -58,16 +67,43 @@ def _padded(nbytes):
 
 @dataclass(frozen=True)
 class Call:
-    """One invocation: a method, its arguments (arrays or scalars) and its outputs."""
+    """One invocation: a method, its arguments (arrays, lists of arrays or scalars) and its outputs."""
     method: str
-    args: dict                     # name -> array or scalar
+    args: dict                     # name -> array, list of arrays, or scalar
     outputs: dict                  # name -> (dtype, shape)
+    returns: str = ""              # an output of shape () that receives the method's return value
 
     def nbytes(self):
-        arrays = sum(_padded(a.nbytes) for a in self.args.values() if isinstance(a, np.ndarray))
+        arrays = [a for v in self.args.values() for a in arrays_of(v)]
         outs = sum(_padded(int(np.prod(s, dtype=np.int64)) * np.dtype(d).itemsize)
                    for d, s in self.outputs.values())
-        return arrays + outs + ALIGN * (len(self.args) + len(self.outputs))
+        return sum(_padded(a.nbytes) for a in arrays) + outs + ALIGN * (len(arrays) + len(self.outputs))
+
+
+def invoke(fn, kwargs, result=None, method=""):
+    """Call a kernel method; with `result` (a 0-d view), store what it returned there.
+
+    The one place a return value is taken: the worker's window, the in-process runs and
+    `compare` all call through here. A method that returns nothing leaves the output's
+    fill, like any unwritten output, for the check to report; one that returns something
+    other than an integer raises, naming it."""
+    value = fn(**kwargs)
+    if result is not None and value is not None:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"{method} returned {value!r}, not an integer (program.md)")
+        result[()] = value
+    return value
+
+
+def run_direct(kernel, call, args=None, outputs=None):
+    """Run `call` on `kernel` in this process on plain arrays: `outputs` ({name: array},
+    made empty when not given) receives the outputs, the return value included."""
+    if outputs is None:
+        outputs = {n: np.empty(s, d) for n, (d, s) in call.outputs.items()}
+    kwargs = dict(call.args if args is None else args)
+    kwargs.update({n: v for n, v in outputs.items() if n != call.returns})
+    invoke(getattr(kernel, call.method), kwargs, outputs.get(call.returns), call.method)
+    return outputs
 
 
 class Arena:
@@ -122,23 +158,33 @@ class Placed:
         for call in calls:
             args, outs, ins, got = {}, {}, {}, {}
             for name, val in call.args.items():
-                if not isinstance(val, np.ndarray):
+                if isinstance(val, (list, tuple)):
+                    specs = []
+                    for i, member in enumerate(val):
+                        specs.append(self._place(arena, next(offsets), member, ins, f"{name}[{i}]"))
+                    args[name] = {"list": specs}
+                elif isinstance(val, np.ndarray):
+                    args[name] = self._place(arena, next(offsets), val, ins, name)
+                else:
                     args[name] = {"value": val.item() if isinstance(val, np.generic) else val}
-                    continue
-                off = next(offsets)
-                view = arena.view(off, val.dtype, val.shape)
-                view[...] = val
-                args[name] = {"offset": off, "dtype": val.dtype.name, "shape": list(val.shape)}
-                ins[name] = (view, val)
             for name, (dtype, shape) in call.outputs.items():
                 off = next(offsets)
                 view = arena.view(off, dtype, shape)
                 view.fill(fill_value(dtype, which))
                 outs[name] = {"offset": off, "dtype": np.dtype(dtype).name, "shape": list(shape)}
                 got[name] = view
-            self.specs.append({"method": call.method, "args": args, "outputs": outs})
+            self.specs.append({"method": call.method, "args": args, "outputs": outs,
+                               "returns": call.returns})
             self.inputs.append(ins)
             self.outputs.append(got)
+
+    @staticmethod
+    def _place(arena, off, val, ins, name):
+        """Write one input array at `off`; returns its spec for the worker."""
+        view = arena.view(off, val.dtype, val.shape)
+        view[...] = val
+        ins[name] = (view, val)
+        return {"offset": off, "dtype": val.dtype.name, "shape": list(val.shape)}
 
     def modified_inputs(self):
         """Names of inputs whose bytes changed during the calls, per call."""

@@ -1,4 +1,4 @@
-"""Correctness checks of kernel outputs against float64 reference values.
+"""Correctness checks of kernel outputs against float64 reference values (and exact integers).
 
 One tolerance for every float: |got - ref| <= MAX_ABS_ERR * max(1, |ref|).
 Absolute at unit scale, relative at large scale: any exact-math float32
@@ -115,3 +115,26 @@ def argmin(label, codes, ref_dists, rows=None):
     if bad.sum() > MAX_MESSAGES:
         msgs.append(f"{label}: {int(bad.sum())} of {bad.size} codes wrong in all")
     return msgs
+
+
+def exact_prefix(label, out, count, ref):
+    """A variable-length exact result: `count` (a 0-d integer) must equal len(ref), and
+    out[:count] must equal `ref` value for value (no tolerance: integers). The message
+    names the first differing position, the expected and the got value."""
+    got_n, want_n = int(count), len(ref)
+    if got_n != want_n:
+        hint = "" if 0 <= got_n <= len(out) else (
+            f" (outside 0..{len(out)}, the output's capacity: was the count returned?)")
+        first = _first_difference(out[:min(max(got_n, 0), len(out), want_n)], ref)
+        where = "" if first is None else f"; the first differing value is at position {first}"
+        return [f"{label}: returned count {got_n}, expected {want_n}{hint}{where}"]
+    first = _first_difference(out[:got_n], ref)
+    if first is None:
+        return []
+    return [f"{label}: position {first} of {want_n}: expected {int(ref[first])}, got {int(out[first])}"]
+
+
+def _first_difference(got, ref):
+    n = min(len(got), len(ref))
+    diff = np.flatnonzero(np.asarray(got[:n]) != np.asarray(ref[:n]))
+    return int(diff[0]) if len(diff) else None

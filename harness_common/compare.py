@@ -1,14 +1,16 @@
-"""Ours vs FAISS vs the scalar baseline vs a roofline estimate, measured in one run.
+"""Ours vs the rivals vs the scalar baseline vs a roofline estimate, measured in one run.
 
     python -m harness_common compare pq_l2
     python -m harness_common compare campq_encode --kernel best --rounds 30
+    python -m harness_common compare posting_intersect
 
-Each target's `compare.py` says what to compare (its combos), how FAISS does
-the same work on the same data, and the roofline model. Here they are timed
-in one process pinned to one CPU, FAISS with one OpenMP thread, interleaved
-call by call (ours and FAISS alternate which goes first every round) on the
-same fresh inputs, and every implementation's outputs are checked against
-the reference. A human tool: it imports the kernel directly, unsandboxed.
+Each target's `compare.py` says what to compare (its combos), who the rivals
+are and how they do the same work on the same data (FAISS for the vector
+targets; CRoaring and numpy for posting lists), and the roofline model. Here
+they are timed in one process pinned to one CPU, rivals on one thread,
+interleaved call by call (who goes first rotates every round) on the same
+fresh inputs, and every implementation's outputs are checked against the
+reference. A human tool: it imports the kernel directly, unsandboxed.
 """
 import gc
 import importlib
@@ -19,6 +21,7 @@ import time
 import numpy as np
 
 from . import isa, peaks, stats
+from .calls import run_direct
 from .timing import scalar_version
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
@@ -34,24 +37,43 @@ def _load(path, name):
 def _call(kernel, call):
     """Run one call of our (or the scalar) kernel on fresh outputs; returns (ns, outputs)."""
     outputs = {key: np.empty(shape, dtype) for key, (dtype, shape) in call.outputs.items()}
-    fn = getattr(kernel, call.method)
     t = time.perf_counter_ns()
-    fn(**call.args, **outputs)
+    run_direct(kernel, call, outputs=outputs)
     return time.perf_counter_ns() - t, outputs
 
 
-def compare(target, kernel="current", rounds=20, seed=1, out=print):
-    """Print the per-combo table; returns an exit code."""
+def _rivals(spec, out):
+    """({rival name: callable(combo) -> prepare}, header words), or None after saying what is missing.
+
+    A target's compare.py either defines `rivals(combo) -> {name: prepare}` (with
+    `RIVALS_NEED`, what to install), or `faiss_runner(combo, faiss)` for FAISS alone;
+    `prepare(call)` does the untimed setup and returns the timed callable -> outputs."""
+    if hasattr(spec, "rivals"):
+        try:
+            versions = spec.rival_versions()
+        except ImportError as exc:
+            out(f"compare needs {spec.RIVALS_NEED}: pip install -e '.[compare]' ({exc})")
+            return None
+        return spec.rivals, versions
     try:
         import faiss
     except ImportError:
         out("compare needs FAISS: pip install -e '.[compare]' (faiss-cpu from PyPI)")
-        return 1
+        return None
+    faiss.omp_set_num_threads(1)
+    return (lambda combo: {"faiss": spec.faiss_runner(combo, faiss)}), f"FAISS {faiss.__version__} (1 thread)"
+
+
+def compare(target, kernel="current", rounds=20, seed=1, out=print):
+    """Print the per-combo table; returns an exit code."""
     if not (ROOT / "targets" / target / "compare.py").exists():
         out(f"targets/{target} has no compare.py (what to compare against); see targets/pq_l2/compare.py")
         return 1
     spec = importlib.import_module(f"targets.{target}.compare")
-    faiss.omp_set_num_threads(1)
+    found = _rivals(spec, out)
+    if found is None:
+        return 1
+    rivals_of, versions = found
     cpus = sorted(os.sched_getaffinity(0))
     os.sched_setaffinity(0, {cpus[-1]})
     level = isa.resolve(os.environ.get("HARNESS_ISA"))
@@ -62,63 +84,69 @@ def compare(target, kernel="current", rounds=20, seed=1, out=print):
     unit = spec.UNIT
     native = "native" if level == isa.machine_level() or isa.LEVELS.index(level) <= isa.LEVELS.index(
         isa.machine_level()) else "emulated"
-    out(f"{target}: ours ({folder.relative_to(ROOT)}/kernels.py, isa {level}, {native}) vs FAISS "
-        f"{faiss.__version__} (1 thread) vs scalar baseline.c; {rounds} rounds per combo on cpu "
-        f"{cpus[-1]}; fp32 FMA peak {peak:.1f} lanes/ns")
-    head = (f"{'combo':<24}{'ours ns':>11}{'faiss ns':>11}{'scalar ns':>12}{'roofline':>10}"
-            f"{'vs faiss':>10}{'ci95':>17}{'vs scalar':>11}{'of roofline':>13}")
-    out(head)
-    out("-" * len(head))
+    roof_model = getattr(spec, "ROOFLINE", f"fp32 FMA peak {peak:.1f} lanes/ns")
+    out(f"{target}: ours ({folder.relative_to(ROOT)}/kernels.py, isa {level}, {native}) vs {versions} "
+        f"vs scalar baseline.c; {rounds} rounds per combo on cpu {cpus[-1]}; roofline: {roof_model}")
     rng = np.random.default_rng(seed)
-    speedups, fractions, by_mode = [], [], {}
+    speedups, fractions, by_mode, head = {}, [], {}, None
     for combo in spec.combos(seed):
         cls = getattr(ours_mod, spec.KERNEL_CLASS)
         ours = cls(**combo.init, isa=level)
         scalar = getattr(scalar_mod, spec.KERNEL_CLASS)(**combo.init, isa=level)
-        theirs = spec.faiss_runner(combo, faiss)
-        t_ours, t_faiss, t_scalar = [], [], []
+        theirs = rivals_of(combo)
+        if head is None:
+            head = (f"{'combo':<24}{'ours ns':>11}" + "".join(f"{n + ' ns':>13}" for n in theirs)
+                    + f"{'scalar ns':>12}{'roofline':>10}"
+                    + "".join(f"{'vs ' + n:>13}{'ci95':>15}" for n in theirs)
+                    + f"{'vs scalar':>11}{'of roofline':>13}")
+            out(head)
+            out("-" * len(head))
+        times = {who: [] for who in ["ours", *theirs]}
+        t_scalar = []
         gc.disable()
         try:
             for r in range(rounds + 1):
                 call = combo.call(rng)
-                run_faiss = theirs(call)                   # loading FAISS's index is not timed
-                pair = {}
-                for who in (("ours", "faiss") if r % 2 == 0 else ("faiss", "ours")):
+                runs = {n: prepare(call) for n, prepare in theirs.items()}   # their setup is not timed
+                order = ["ours", *theirs]
+                order = order[r % len(order):] + order[:r % len(order)]    # who goes first rotates
+                for who in order:
                     if who == "ours":
-                        pair[who], outputs = _call(ours, call)
+                        ns, outputs = _call(ours, call)
                     else:
                         t = time.perf_counter_ns()
-                        outputs = run_faiss()
-                        pair[who] = time.perf_counter_ns() - t
-                    if r < 2:                          # both must be right, not just fast
+                        outputs = runs[who]()
+                        ns = time.perf_counter_ns() - t
+                    if r < 2:                          # every one must be right, not just fast
                         msgs = combo.check(call, outputs, rng, {})
                         if msgs:
                             out(f"{combo.name}: {who} output is wrong: {msgs[0]}")
                             return 2
-                if r == 0:
-                    continue                           # warm-up
-                t_ours.append(pair["ours"])
-                t_faiss.append(pair["faiss"])
+                    if r:                              # round 0 warms up
+                        times[who].append(ns)
                 if r % 5 == 1:
                     t_scalar.append(_call(scalar, scalar_version(combo, call))[0] / combo.scalar_units)
         finally:
             gc.enable()
-        ours_ns = float(np.median(t_ours)) / combo.units
-        faiss_ns = float(np.median(t_faiss)) / combo.units
+        ours_ns = float(np.median(times["ours"])) / combo.units
         scalar_ns = float(np.median(t_scalar))
         roof = spec.roofline_ns(combo, call, peak)
-        speedup, lo, hi = stats.median_ci([np.array(t_faiss) / np.array(t_ours)], rng)
-        speedups.append(speedup)
-        by_mode.setdefault(combo.mode, []).append(speedup)
+        cells, ratio_cells = "", ""
+        for n in theirs:
+            speedup, lo, hi = stats.median_ci([np.array(times[n]) / np.array(times["ours"])], rng)
+            speedups.setdefault(n, []).append(speedup)
+            by_mode.setdefault((n, combo.mode), []).append(speedup)
+            cells += f"{float(np.median(times[n])) / combo.units:>13.0f}"
+            ratio_cells += f"{speedup:>12.2f}x{f'[{lo:.2f}, {hi:.2f}]':>15}"
         fractions.append(roof / ours_ns)
-        out(f"{combo.name:<24}{ours_ns:>11.0f}{faiss_ns:>11.0f}{scalar_ns:>12.0f}{roof:>10.0f}"
-            f"{speedup:>9.2f}x{f'[{lo:.2f}, {hi:.2f}]':>17}{scalar_ns / ours_ns:>10.1f}x"
-            f"{100 * roof / ours_ns:>12.0f}%")
+        out(f"{combo.name:<24}{ours_ns:>11.0f}{cells}{scalar_ns:>12.0f}{roof:>10.0f}{ratio_cells}"
+            f"{scalar_ns / ours_ns:>10.1f}x{100 * roof / ours_ns:>12.0f}%")
     out("-" * len(head))
-    for mode, values in by_mode.items():
+    for (n, mode), values in by_mode.items():
         if mode:
-            out(f"{mode}: speedup vs FAISS geomean {stats.geomean(values):.2f}x, worst combo "
+            out(f"{mode}: speedup vs {n} geomean {stats.geomean(values):.2f}x, worst combo "
                 f"{min(values):.2f}x")
-    out(f"speedup vs FAISS: geomean {stats.geomean(speedups):.2f}x, worst combo {min(speedups):.2f}x; "
-        f"roofline reached: geomean {100 * stats.geomean(fractions):.0f}% (ns per {unit})")
+    for n, values in speedups.items():
+        out(f"speedup vs {n}: geomean {stats.geomean(values):.2f}x, worst combo {min(values):.2f}x")
+    out(f"roofline reached: geomean {100 * stats.geomean(fractions):.0f}% (ns per {unit})")
     return 0

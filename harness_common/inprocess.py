@@ -5,7 +5,15 @@ same cases and checks a trial uses, quickly and with no subprocess.
 """
 import numpy as np
 
-from .calls import fill_value
+from .calls import fill_value, run_direct
+
+
+def _copy(value):
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if isinstance(value, (list, tuple)):
+        return [a.copy() for a in value]
+    return value
 
 
 def run_case(case, make_kernel, which=0):
@@ -14,15 +22,14 @@ def run_case(case, make_kernel, which=0):
     kernel = make_kernel(**case.init)
     outs = []
     for call in case.calls:
-        args = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in call.args.items()}
+        args = {k: _copy(v) for k, v in call.args.items()}
         outputs = {}
         for name, (dtype, shape) in call.outputs.items():
             out = np.empty(shape, dtype)
             fill = fill_value(dtype, which)
             out.fill(fill)
             outputs[name] = out
-        getattr(kernel, call.method)(**args, **outputs)
-        outs.append(outputs)
+        outs.append(run_direct(kernel, call, args, outputs))
     return case.check(outs)
 
 

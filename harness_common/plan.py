@@ -30,16 +30,24 @@ from .calls import Call
 
 __all__ = ["Call", "Case", "Combo"]
 
-Call.__doc__ = """One kernel method call: Call(method, args, outputs).
+Call.__doc__ = """One kernel method call: Call(method, args, outputs, returns="").
 
 `method`: the name of a method of the kernel class (target.toml kernel_methods).
-`args`: {parameter name: numpy array or scalar}, passed as keyword arguments;
-    arrays are copied into fresh shared memory at a random address per call
-    and checksummed afterwards (a kernel that writes to one is `tamper`).
+`args`: {parameter name: numpy array, list of numpy arrays, or scalar}, passed
+    as keyword arguments; arrays (each member of a list too) are copied into
+    fresh shared memory at a random address per call and checksummed
+    afterwards (a kernel that writes to one is `tamper`). A list arrives as a
+    Python list of arrays (for example posting lists of different lengths).
 `outputs`: {parameter name: (dtype, shape)}; the harness allocates each,
     fills it, passes it as a keyword argument and reads it back: the kernel
-    must write every element. The kernel is called as
-    `getattr(kernel, method)(**args, **outputs)`."""
+    must write every element the check reads.
+`returns`: the name of one output of shape () (an integer dtype) that
+    receives the method's return value instead of being passed to it (for
+    example a count of valid elements); a method that returns nothing leaves
+    the fill there (the check reports it), one that returns anything but an
+    integer raises in the kernel's worker (a `crash`). The kernel is
+    called as `getattr(kernel, method)(**args, **outputs)`, the `returns`
+    output left out; calls.run_direct does the same in-process."""
 
 
 @dataclass(frozen=True)

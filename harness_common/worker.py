@@ -24,7 +24,7 @@ import traceback
 
 import numpy as np
 
-from . import cbuild, isa, sandbox, wire
+from . import calls, cbuild, isa, sandbox, wire
 
 # Modules kernels.py may import, loaded while files are still readable: after
 # the privilege drop the interpreter's own directories may be out of reach.
@@ -147,17 +147,27 @@ class Worker:
         obj = None if msg.get("null") else self.objects[(msg["kernel"], msg["combo"])]
         self.pending = []
         for call in msg["calls"]:
-            kwargs = {n: a["value"] if "value" in a else self._view(a) for n, a in call["args"].items()}
-            kwargs.update({n: self._view(o) for n, o in call["outputs"].items()})
-            self.pending.append((None if obj is None else getattr(obj, call["method"]), kwargs))
+            kwargs = {n: self._arg(a) for n, a in call["args"].items()}
+            outs = {n: self._view(o) for n, o in call["outputs"].items()}
+            result = outs.pop(call["returns"]) if call["returns"] else None
+            kwargs.update(outs)
+            fn = None if obj is None else getattr(obj, call["method"])
+            self.pending.append((fn, kwargs, result, call["method"]))
         self.reply({"ok": True})
+
+    def _arg(self, spec):
+        if "value" in spec:
+            return spec["value"]
+        if "list" in spec:
+            return [self._view(s) for s in spec["list"]]
+        return self._view(spec)
 
     def go(self):
         """The measured window: the prepared calls back to back, then one byte."""
         try:
-            for fn, kwargs in self.pending:
+            for fn, kwargs, result, method in self.pending:
                 if fn is not None:
-                    fn(**kwargs)
+                    calls.invoke(fn, kwargs, result, method)
         except BaseException as exc:  # noqa: BLE001
             os.write(self.reply_fd, FAILED)
             return self.reply(self._failure(exc, "kernel"))

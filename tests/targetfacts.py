@@ -76,9 +76,11 @@ def wrapper(f, body, method=None, signature=None, name="_wrapped"):
 
 
 def wrap_timed_method(ws, f, body):
-    """Replace the timed method by a wrapper around the original; `body` runs after it."""
+    """Replace the timed method by a wrapper around the original; `body` runs after it, and
+    the wrapper returns what the original returned."""
     text = ws.file(f.kernels_py).read_text()
-    ws.write(f.kernels_py, text + wrapper(f, f"_original(self, {f.signature})\n{body}"))
+    ws.write(f.kernels_py, text + wrapper(f, f"_result = _original(self, {f.signature})\n{body}\n"
+                                               f"return _result"))
 
 
 def add_c_function(ws, f, name, c_body):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from harness_common.integrity import IntegrityError
-from harness_common.calls import ALIGN, Arena, Call, Placed, fill_value
+from harness_common.calls import ALIGN, Arena, Call, Placed, fill_value, run_direct
 
 
 @pytest.fixture
@@ -233,3 +233,54 @@ def test_arena_pages_exist_before_any_call():
         assert small.size == 1 << 20, "at least 1 MiB"
     finally:
         small.close()
+
+
+# ------------------------------------------------------------ lists of arrays, return values
+
+def _list_call(rng):
+    lists = [np.sort(rng.choice(1000, n, replace=False)).astype(np.uint32) for n in (5, 0, 17)]
+    return Call("intersect", {"lists": lists}, {"out": ("uint32", (0,)), "count": ("int64", ())},
+                returns="count")
+
+
+def test_a_list_argument_places_every_member_and_sees_each_change(arena):
+    call = _list_call(np.random.default_rng(8))
+    placed = Placed(arena, [call], 0, np.random.default_rng(9))
+    spec = placed.specs[0]
+    assert spec["returns"] == "count"
+    members = spec["args"]["lists"]["list"]
+    assert len(members) == 3 and all(m["offset"] % ALIGN == 0 for m in members)
+    assert call.nbytes() >= sum(a.nbytes for a in call.args["lists"])
+    for m, val in zip(members, call.args["lists"]):
+        np.testing.assert_array_equal(arena.view(m["offset"], m["dtype"], m["shape"]), val)
+    assert placed.modified_inputs() == [[]]
+    arena.view(members[2]["offset"], "uint32", (17,))[3] += 1
+    assert placed.modified_inputs() == [["lists[2]"]]
+    with pytest.raises(IntegrityError, match=r"lists\[2\]"):
+        placed.check_policy(1, "the kernel", "in a test")
+
+
+class _Counts:
+    def __init__(self, value):
+        self.value = value
+
+    def intersect(self, lists, out):
+        return self.value
+
+
+@pytest.mark.parametrize("value", [3, np.int64(3)])
+def test_a_return_value_lands_in_its_output(value):
+    call = _list_call(np.random.default_rng(10))
+    outputs = run_direct(_Counts(value), call, outputs={"out": np.zeros(0, np.uint32),
+                                                       "count": np.full((), -1, np.int64)})
+    assert int(outputs["count"]) == 3
+
+
+def test_no_return_value_leaves_the_fill_and_a_non_integer_is_named():
+    call = _list_call(np.random.default_rng(11))
+    outputs = run_direct(_Counts(None), call, outputs={"out": np.zeros(0, np.uint32),
+                                                      "count": np.full((), -1, np.int64)})
+    assert int(outputs["count"]) == -1
+    for bad in (2.0, "2", True):
+        with pytest.raises(TypeError, match="intersect returned"):
+            run_direct(_Counts(bad), call)
