@@ -53,8 +53,9 @@ class ResultBlock:
         self.set("speedup_vs_scalar", fmt(fig.speedup_vs_scalar, "speedup"))
         self.set("constructor_ms", fmt(fig.ctor_ms, "ms"))
         if fig.noisy:
-            self.set("warning", f"unstable timings (stdev >= 10% of the mean) on "
-                                f"{', '.join(fig.noisy)}: the machine is noisy; a verdict may flip on rerun")
+            self.set("warning", f"unstable timings (per-round candidate/best ratios, or without a best "
+                                f"the samples, vary by 10% or more) on {', '.join(fig.noisy)}: the "
+                                f"machine is noisy; a verdict may flip on rerun")
 
     def render(self):
         order = keys(self.unit)

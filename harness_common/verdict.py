@@ -5,6 +5,8 @@ synthetic numbers, apart from the machinery that measured them.
 """
 from dataclasses import dataclass
 
+import numpy as np
+
 from . import stats
 
 
@@ -30,9 +32,21 @@ class Figures:
 
     @property
     def noisy(self):
-        """Combos whose candidate samples vary by 10% or more of their mean (pyperf's
-        warning: standard deviation >= 10% of the mean)."""
-        return [r.name for r in self.results if r.cv >= 0.10]
+        """Combos whose timings vary by 10% or more (pyperf's warning: standard deviation
+        >= 10% of the mean); see `spread`."""
+        return [r.name for r in self.results if spread(r) >= 0.10]
+
+
+def spread(r):
+    """How much a combo's timings vary, as a fraction. With a best kernel in the run, the
+    standard deviation of the log per-round ratios: both kernels time the same calls, so
+    work that differs from call to call (posting lists of different lengths) cancels and
+    what remains is the machine's noise. Without one, the candidate's own cv."""
+    if r.block_ratios:
+        x = np.concatenate([np.asarray(b, dtype=np.float64).ravel() for b in r.block_ratios])
+        if len(x) > 1:
+            return float(np.std(np.log(x)))
+    return r.cv
 
 
 def figures(res, rng, modes=None):

@@ -60,3 +60,23 @@ def test_the_guard_rarely_fires_on_identical_kernels_and_catches_a_big_slowdown(
     slow = [_simulated_trial(rng, 18, {3: 1.25}) for _ in range(trials)]
     caught = sum(any(r.name == "c3" for r in verdict.slower_combos(t, 1.05)) for t in slow)
     assert caught >= 18
+
+
+def test_the_noise_warning_reads_the_ratios_so_work_that_varies_by_call_cancels():
+    rng = np.random.default_rng(5)
+    # Calls whose work varies 30% from sample to sample, timed alike for both kernels,
+    # with 2% of machine noise on top: the samples vary, the ratios barely do.
+    work = [100.0 * np.exp(rng.normal(0, 0.3, size=(4, 2))) for _ in range(8)]
+    a = [w * np.exp(rng.normal(0, 0.02, size=w.shape)) for w in work]
+    b = [w * np.exp(rng.normal(0, 0.02, size=w.shape)) for w in work]
+    steady = stats.summarize_combo("varied_work", a, b, 1, rng)
+    assert steady.cv > 0.2 and verdict.spread(steady) < 0.05
+    # Machine noise of 25% per sample shows in the ratios.
+    a = [w * np.exp(rng.normal(0, 0.25, size=w.shape)) for w in work]
+    noisy = stats.summarize_combo("noisy", a, b, 1, rng)
+    assert verdict.spread(noisy) >= 0.10
+    fig = _figures([steady, noisy])
+    assert fig.noisy == ["noisy"]
+    # Without a best kernel there are no ratios: the candidate's own cv is all there is.
+    alone = stats.summarize_combo("alone", a, None, 1, rng)
+    assert verdict.spread(alone) == alone.cv
