@@ -9,11 +9,17 @@
  * short side gallops (exponential, then branchless binary search) in the
  * long side from the last position: O(m log(n/m)) instead of O(n).
  *
+ * For similar lengths, an AVX2 block merge: 8 values of each side, all
+ * pairs compared (the b block and its 7 rotations), the a block's matches
+ * compacted with a 256-entry permutation table, the block with the smaller
+ * last value advanced; scalar merge for the tails.
+ *
  * Entry points take the ISA level the harness allows (enum harness_isa);
  * faster paths go in functions marked HARNESS_TARGET_AVX2 / _AVX512 / _AMX,
  * inside #if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_*, and are chosen at the
  * entry point. Every level must give the reference's values, bit for bit.
  */
+#include <immintrin.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -26,7 +32,8 @@
  * to out[n] and keeps it only on a match: n <= i < na always holds at the
  * write, so the write stays inside out[0, na) (na <= the output's capacity)
  * and, in place, never overwrites a value not yet read. */
-static long merge_scalar(const uint32_t *a, long na, const uint32_t *b, long nb, uint32_t *out)
+static long merge_scalar_at(const uint32_t *a, long na, const uint32_t *b, long nb, uint32_t *out,
+                            long *jstop)
 {
     long i = 0, j = 0, n = 0;
     while (i < na && j < nb) {
@@ -36,11 +43,121 @@ static long merge_scalar(const uint32_t *a, long na, const uint32_t *b, long nb,
         i += (x <= y);
         j += (y <= x);
     }
+    *jstop = j;
     return n;
 }
 
+static long merge_scalar(const uint32_t *a, long na, const uint32_t *b, long nb, uint32_t *out)
+{
+    long j;
+    return merge_scalar_at(a, na, b, nb, out, &j);
+}
+
+static const uint32_t compact_idx[256][8] __attribute__((aligned(32))) = {
+    {0,0,0,0,0,0,0,0}, {0,0,0,0,0,0,0,0}, {1,0,0,0,0,0,0,0}, {0,1,0,0,0,0,0,0}, {2,0,0,0,0,0,0,0}, {0,2,0,0,0,0,0,0}, {1,2,0,0,0,0,0,0}, {0,1,2,0,0,0,0,0},
+    {3,0,0,0,0,0,0,0}, {0,3,0,0,0,0,0,0}, {1,3,0,0,0,0,0,0}, {0,1,3,0,0,0,0,0}, {2,3,0,0,0,0,0,0}, {0,2,3,0,0,0,0,0}, {1,2,3,0,0,0,0,0}, {0,1,2,3,0,0,0,0},
+    {4,0,0,0,0,0,0,0}, {0,4,0,0,0,0,0,0}, {1,4,0,0,0,0,0,0}, {0,1,4,0,0,0,0,0}, {2,4,0,0,0,0,0,0}, {0,2,4,0,0,0,0,0}, {1,2,4,0,0,0,0,0}, {0,1,2,4,0,0,0,0},
+    {3,4,0,0,0,0,0,0}, {0,3,4,0,0,0,0,0}, {1,3,4,0,0,0,0,0}, {0,1,3,4,0,0,0,0}, {2,3,4,0,0,0,0,0}, {0,2,3,4,0,0,0,0}, {1,2,3,4,0,0,0,0}, {0,1,2,3,4,0,0,0},
+    {5,0,0,0,0,0,0,0}, {0,5,0,0,0,0,0,0}, {1,5,0,0,0,0,0,0}, {0,1,5,0,0,0,0,0}, {2,5,0,0,0,0,0,0}, {0,2,5,0,0,0,0,0}, {1,2,5,0,0,0,0,0}, {0,1,2,5,0,0,0,0},
+    {3,5,0,0,0,0,0,0}, {0,3,5,0,0,0,0,0}, {1,3,5,0,0,0,0,0}, {0,1,3,5,0,0,0,0}, {2,3,5,0,0,0,0,0}, {0,2,3,5,0,0,0,0}, {1,2,3,5,0,0,0,0}, {0,1,2,3,5,0,0,0},
+    {4,5,0,0,0,0,0,0}, {0,4,5,0,0,0,0,0}, {1,4,5,0,0,0,0,0}, {0,1,4,5,0,0,0,0}, {2,4,5,0,0,0,0,0}, {0,2,4,5,0,0,0,0}, {1,2,4,5,0,0,0,0}, {0,1,2,4,5,0,0,0},
+    {3,4,5,0,0,0,0,0}, {0,3,4,5,0,0,0,0}, {1,3,4,5,0,0,0,0}, {0,1,3,4,5,0,0,0}, {2,3,4,5,0,0,0,0}, {0,2,3,4,5,0,0,0}, {1,2,3,4,5,0,0,0}, {0,1,2,3,4,5,0,0},
+    {6,0,0,0,0,0,0,0}, {0,6,0,0,0,0,0,0}, {1,6,0,0,0,0,0,0}, {0,1,6,0,0,0,0,0}, {2,6,0,0,0,0,0,0}, {0,2,6,0,0,0,0,0}, {1,2,6,0,0,0,0,0}, {0,1,2,6,0,0,0,0},
+    {3,6,0,0,0,0,0,0}, {0,3,6,0,0,0,0,0}, {1,3,6,0,0,0,0,0}, {0,1,3,6,0,0,0,0}, {2,3,6,0,0,0,0,0}, {0,2,3,6,0,0,0,0}, {1,2,3,6,0,0,0,0}, {0,1,2,3,6,0,0,0},
+    {4,6,0,0,0,0,0,0}, {0,4,6,0,0,0,0,0}, {1,4,6,0,0,0,0,0}, {0,1,4,6,0,0,0,0}, {2,4,6,0,0,0,0,0}, {0,2,4,6,0,0,0,0}, {1,2,4,6,0,0,0,0}, {0,1,2,4,6,0,0,0},
+    {3,4,6,0,0,0,0,0}, {0,3,4,6,0,0,0,0}, {1,3,4,6,0,0,0,0}, {0,1,3,4,6,0,0,0}, {2,3,4,6,0,0,0,0}, {0,2,3,4,6,0,0,0}, {1,2,3,4,6,0,0,0}, {0,1,2,3,4,6,0,0},
+    {5,6,0,0,0,0,0,0}, {0,5,6,0,0,0,0,0}, {1,5,6,0,0,0,0,0}, {0,1,5,6,0,0,0,0}, {2,5,6,0,0,0,0,0}, {0,2,5,6,0,0,0,0}, {1,2,5,6,0,0,0,0}, {0,1,2,5,6,0,0,0},
+    {3,5,6,0,0,0,0,0}, {0,3,5,6,0,0,0,0}, {1,3,5,6,0,0,0,0}, {0,1,3,5,6,0,0,0}, {2,3,5,6,0,0,0,0}, {0,2,3,5,6,0,0,0}, {1,2,3,5,6,0,0,0}, {0,1,2,3,5,6,0,0},
+    {4,5,6,0,0,0,0,0}, {0,4,5,6,0,0,0,0}, {1,4,5,6,0,0,0,0}, {0,1,4,5,6,0,0,0}, {2,4,5,6,0,0,0,0}, {0,2,4,5,6,0,0,0}, {1,2,4,5,6,0,0,0}, {0,1,2,4,5,6,0,0},
+    {3,4,5,6,0,0,0,0}, {0,3,4,5,6,0,0,0}, {1,3,4,5,6,0,0,0}, {0,1,3,4,5,6,0,0}, {2,3,4,5,6,0,0,0}, {0,2,3,4,5,6,0,0}, {1,2,3,4,5,6,0,0}, {0,1,2,3,4,5,6,0},
+    {7,0,0,0,0,0,0,0}, {0,7,0,0,0,0,0,0}, {1,7,0,0,0,0,0,0}, {0,1,7,0,0,0,0,0}, {2,7,0,0,0,0,0,0}, {0,2,7,0,0,0,0,0}, {1,2,7,0,0,0,0,0}, {0,1,2,7,0,0,0,0},
+    {3,7,0,0,0,0,0,0}, {0,3,7,0,0,0,0,0}, {1,3,7,0,0,0,0,0}, {0,1,3,7,0,0,0,0}, {2,3,7,0,0,0,0,0}, {0,2,3,7,0,0,0,0}, {1,2,3,7,0,0,0,0}, {0,1,2,3,7,0,0,0},
+    {4,7,0,0,0,0,0,0}, {0,4,7,0,0,0,0,0}, {1,4,7,0,0,0,0,0}, {0,1,4,7,0,0,0,0}, {2,4,7,0,0,0,0,0}, {0,2,4,7,0,0,0,0}, {1,2,4,7,0,0,0,0}, {0,1,2,4,7,0,0,0},
+    {3,4,7,0,0,0,0,0}, {0,3,4,7,0,0,0,0}, {1,3,4,7,0,0,0,0}, {0,1,3,4,7,0,0,0}, {2,3,4,7,0,0,0,0}, {0,2,3,4,7,0,0,0}, {1,2,3,4,7,0,0,0}, {0,1,2,3,4,7,0,0},
+    {5,7,0,0,0,0,0,0}, {0,5,7,0,0,0,0,0}, {1,5,7,0,0,0,0,0}, {0,1,5,7,0,0,0,0}, {2,5,7,0,0,0,0,0}, {0,2,5,7,0,0,0,0}, {1,2,5,7,0,0,0,0}, {0,1,2,5,7,0,0,0},
+    {3,5,7,0,0,0,0,0}, {0,3,5,7,0,0,0,0}, {1,3,5,7,0,0,0,0}, {0,1,3,5,7,0,0,0}, {2,3,5,7,0,0,0,0}, {0,2,3,5,7,0,0,0}, {1,2,3,5,7,0,0,0}, {0,1,2,3,5,7,0,0},
+    {4,5,7,0,0,0,0,0}, {0,4,5,7,0,0,0,0}, {1,4,5,7,0,0,0,0}, {0,1,4,5,7,0,0,0}, {2,4,5,7,0,0,0,0}, {0,2,4,5,7,0,0,0}, {1,2,4,5,7,0,0,0}, {0,1,2,4,5,7,0,0},
+    {3,4,5,7,0,0,0,0}, {0,3,4,5,7,0,0,0}, {1,3,4,5,7,0,0,0}, {0,1,3,4,5,7,0,0}, {2,3,4,5,7,0,0,0}, {0,2,3,4,5,7,0,0}, {1,2,3,4,5,7,0,0}, {0,1,2,3,4,5,7,0},
+    {6,7,0,0,0,0,0,0}, {0,6,7,0,0,0,0,0}, {1,6,7,0,0,0,0,0}, {0,1,6,7,0,0,0,0}, {2,6,7,0,0,0,0,0}, {0,2,6,7,0,0,0,0}, {1,2,6,7,0,0,0,0}, {0,1,2,6,7,0,0,0},
+    {3,6,7,0,0,0,0,0}, {0,3,6,7,0,0,0,0}, {1,3,6,7,0,0,0,0}, {0,1,3,6,7,0,0,0}, {2,3,6,7,0,0,0,0}, {0,2,3,6,7,0,0,0}, {1,2,3,6,7,0,0,0}, {0,1,2,3,6,7,0,0},
+    {4,6,7,0,0,0,0,0}, {0,4,6,7,0,0,0,0}, {1,4,6,7,0,0,0,0}, {0,1,4,6,7,0,0,0}, {2,4,6,7,0,0,0,0}, {0,2,4,6,7,0,0,0}, {1,2,4,6,7,0,0,0}, {0,1,2,4,6,7,0,0},
+    {3,4,6,7,0,0,0,0}, {0,3,4,6,7,0,0,0}, {1,3,4,6,7,0,0,0}, {0,1,3,4,6,7,0,0}, {2,3,4,6,7,0,0,0}, {0,2,3,4,6,7,0,0}, {1,2,3,4,6,7,0,0}, {0,1,2,3,4,6,7,0},
+    {5,6,7,0,0,0,0,0}, {0,5,6,7,0,0,0,0}, {1,5,6,7,0,0,0,0}, {0,1,5,6,7,0,0,0}, {2,5,6,7,0,0,0,0}, {0,2,5,6,7,0,0,0}, {1,2,5,6,7,0,0,0}, {0,1,2,5,6,7,0,0},
+    {3,5,6,7,0,0,0,0}, {0,3,5,6,7,0,0,0}, {1,3,5,6,7,0,0,0}, {0,1,3,5,6,7,0,0}, {2,3,5,6,7,0,0,0}, {0,2,3,5,6,7,0,0}, {1,2,3,5,6,7,0,0}, {0,1,2,3,5,6,7,0},
+    {4,5,6,7,0,0,0,0}, {0,4,5,6,7,0,0,0}, {1,4,5,6,7,0,0,0}, {0,1,4,5,6,7,0,0}, {2,4,5,6,7,0,0,0}, {0,2,4,5,6,7,0,0}, {1,2,4,5,6,7,0,0}, {0,1,2,4,5,6,7,0},
+    {3,4,5,6,7,0,0,0}, {0,3,4,5,6,7,0,0}, {1,3,4,5,6,7,0,0}, {0,1,3,4,5,6,7,0}, {2,3,4,5,6,7,0,0}, {0,2,3,4,5,6,7,0}, {1,2,3,4,5,6,7,0}, {0,1,2,3,4,5,6,7}
+};
+
+#if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AVX2
+/* Block merge of a[na] and b[nb] into out (out may be a). a is the side the
+ * output is bounded by. The matches of the current a block (at i) are
+ * accumulated in `acc` over the b blocks it meets and stored, compacted, at
+ * out[n0, n0+8) with n0 <= i and i + 8 <= na: every 8-lane store stays inside
+ * out[0, na). In place, such a store may clobber a[i, i+8) (the current a
+ * block), which is why that block lives in a register (va) and is reloaded
+ * only when a advances. */
+HARNESS_TARGET_AVX2 static long merge_avx2(const uint32_t *a, long na, const uint32_t *b, long nb,
+                                           uint32_t *out)
+{
+    long i = 0, j = 0, n = 0;
+    if (na >= 8 && nb >= 8) {
+        __m256i va = _mm256_loadu_si256((const __m256i *)a);
+        __m256i vb = _mm256_loadu_si256((const __m256i *)b);
+        uint32_t amax = a[7], bmax = b[7];
+        unsigned acc = 0;
+        long ai;
+        for (;;) {
+            __m256i r1 = _mm256_shuffle_epi32(vb, _MM_SHUFFLE(0, 3, 2, 1));
+            __m256i r2 = _mm256_shuffle_epi32(vb, _MM_SHUFFLE(1, 0, 3, 2));
+            __m256i r3 = _mm256_shuffle_epi32(vb, _MM_SHUFFLE(2, 1, 0, 3));
+            __m256i vs = _mm256_permute2x128_si256(vb, vb, 1);
+            __m256i s1 = _mm256_shuffle_epi32(vs, _MM_SHUFFLE(0, 3, 2, 1));
+            __m256i s2 = _mm256_shuffle_epi32(vs, _MM_SHUFFLE(1, 0, 3, 2));
+            __m256i s3 = _mm256_shuffle_epi32(vs, _MM_SHUFFLE(2, 1, 0, 3));
+            __m256i c0 = _mm256_or_si256(_mm256_cmpeq_epi32(va, vb), _mm256_cmpeq_epi32(va, r1));
+            __m256i c1 = _mm256_or_si256(_mm256_cmpeq_epi32(va, r2), _mm256_cmpeq_epi32(va, r3));
+            __m256i c2 = _mm256_or_si256(_mm256_cmpeq_epi32(va, vs), _mm256_cmpeq_epi32(va, s1));
+            __m256i c3 = _mm256_or_si256(_mm256_cmpeq_epi32(va, s2), _mm256_cmpeq_epi32(va, s3));
+            __m256i c = _mm256_or_si256(_mm256_or_si256(c0, c1), _mm256_or_si256(c2, c3));
+            acc |= (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(c));
+            __m256i perm = _mm256_load_si256((const __m256i *)compact_idx[acc]);
+            _mm256_storeu_si256((__m256i *)(out + n), _mm256_permutevar8x32_epi32(va, perm));
+            long cnt = __builtin_popcount(acc);
+            ai = (amax <= bmax) ? 8 : 0;
+            long bj = (bmax <= amax) ? 8 : 0;
+            i += ai;
+            j += bj;
+            n += ai ? cnt : 0;          /* n: where the current a block's matches start */
+            acc = ai ? 0 : acc;
+            if (i + 8 > na || j + 8 > nb)
+                break;
+            /* a[i, i+8) may be clobbered when a did not advance: keep va then */
+            __m256i keep = _mm256_set1_epi32(ai ? 0 : -1);
+            va = _mm256_blendv_epi8(_mm256_loadu_si256((const __m256i *)(a + i)), va, keep);
+            amax = ai ? a[i + 7] : amax;
+            vb = _mm256_loadu_si256((const __m256i *)(b + j));
+            bmax = b[j + 7];
+        }
+        if (!ai) {
+            /* the a block at i is only in va: finish it from a private copy (its
+             * values matched so far are below b[j], so they do not match again) */
+            uint32_t tmp[8] __attribute__((aligned(32)));
+            long jt;
+            n += __builtin_popcount(acc);
+            _mm256_store_si256((__m256i *)tmp, va);
+            n += merge_scalar_at(tmp, 8, b + j, nb - j, out + n, &jt);
+            j += jt;
+            i += 8;
+            if (j >= nb)
+                return n;
+        }
+    }
+    return n + merge_scalar(a + i, na - i, b + j, nb - j, out + n);
+}
+#endif
+
 #ifndef GALLOP_RATIO
-#define GALLOP_RATIO 8
+#define GALLOP_RATIO 32
 #endif
 
 /* Galloping intersection: for each a[i], the first b[j] >= a[i] from the
@@ -83,18 +200,22 @@ static long gallop_scalar(const uint32_t *a, long na, const uint32_t *b, long nb
 }
 
 /* a is the shorter side (na <= nb, or the running result). */
-static long intersect2_scalar(const uint32_t *a, long na, const uint32_t *b, long nb, uint32_t *out)
+static long intersect2(const uint32_t *a, long na, const uint32_t *b, long nb, uint32_t *out, int isa)
 {
     if (nb == 0)
         return 0;
     if (nb / GALLOP_RATIO >= na)
         return gallop_scalar(a, na, b, nb, out);
+#if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AVX2
+    if (HARNESS_ISA_ALLOWS(isa, HARNESS_ISA_AVX2))
+        return merge_avx2(a, na, b, nb, out);
+#endif
+    (void)isa;
     return merge_scalar(a, na, b, nb, out);
 }
 
 long pi_intersect(const uint32_t *const *lists, const long *lens, int k, uint32_t *out, int isa)
 {
-    (void)isa;
     if (k <= 0)
         return 0;
     /* order[] = list indices by ascending length (insertion sort: K is small) */
@@ -133,9 +254,9 @@ long pi_intersect(const uint32_t *const *lists, const long *lens, int k, uint32_
         memcpy(out, lists[order[0]], (size_t)n * sizeof(uint32_t));
         return n;
     }
-    n = intersect2_scalar(lists[order[0]], n, lists[order[1]], lens[order[1]], out);
+    n = intersect2(lists[order[0]], n, lists[order[1]], lens[order[1]], out, isa);
     for (int m = 2; m < kk && n > 0; m++)
-        n = intersect2_scalar(out, n, lists[order[m]], lens[order[m]], out);
+        n = intersect2(out, n, lists[order[m]], lens[order[m]], out, isa);
     /* lists beyond the first MAX_SORTED_K, in their given order */
     if (k > MAX_SORTED_K) {
         for (int i = 0; i < k && n > 0; i++) {
@@ -143,7 +264,7 @@ long pi_intersect(const uint32_t *const *lists, const long *lens, int k, uint32_
             for (int m = 0; m < kk; m++)
                 seen |= (order[m] == i);
             if (!seen)
-                n = intersect2_scalar(out, n, lists[i], lens[i], out);
+                n = intersect2(out, n, lists[i], lens[i], out, isa);
         }
     }
     return n;
