@@ -14,6 +14,11 @@
  * compacted with a 256-entry permutation table, the block with the smaller
  * last value advanced; scalar merge for the tails.
  *
+ * With AVX-512, the same block merge 16 x 16 (vpermd rotations, compares
+ * into a mask), compacted by vpcompressd into a register and a plain store
+ * bounded as in the AVX2 merge (the memory form of vpcompressd is microcoded
+ * on Zen 4, and SIMDe emulates masked stores as full ones).
+ *
  * Entry points take the ISA level the harness allows (enum harness_isa);
  * faster paths go in functions marked HARNESS_TARGET_AVX2 / _AVX512 / _AMX,
  * inside #if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_*, and are chosen at the
@@ -156,6 +161,88 @@ HARNESS_TARGET_AVX2 static long merge_avx2(const uint32_t *a, long na, const uin
 }
 #endif
 
+#if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AVX512
+/* merge_avx2 with 16-lane blocks: the matches of the current a block
+ * accumulate in `acc` and are stored compacted at out[n, n+16), n <= i,
+ * i + 16 <= na, so the store stays inside out[0, na); in place the a block
+ * lives in va and is reloaded only when a advances. */
+HARNESS_TARGET_AVX512 static long merge_avx512(const uint32_t *a, long na, const uint32_t *b, long nb,
+                                               uint32_t *out)
+{
+    long i = 0, j = 0, n = 0;
+    if (na >= 16 && nb >= 16) {
+        __m512i va = _mm512_loadu_si512((const void *)a);
+        __m512i vb = _mm512_loadu_si512((const void *)b);
+        uint32_t amax = a[15], bmax = b[15];
+        const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+        const __m512i m15v = _mm512_set1_epi32(15);
+        const __m512i rot1 = _mm512_and_si512(_mm512_add_epi32(lane, _mm512_set1_epi32(1)), m15v);
+        const __m512i rot2 = _mm512_and_si512(_mm512_add_epi32(lane, _mm512_set1_epi32(2)), m15v);
+        const __m512i rot3 = _mm512_and_si512(_mm512_add_epi32(lane, _mm512_set1_epi32(3)), m15v);
+        const __m512i rot4 = _mm512_and_si512(_mm512_add_epi32(lane, _mm512_set1_epi32(4)), m15v);
+        const __m512i rot5 = _mm512_and_si512(_mm512_add_epi32(lane, _mm512_set1_epi32(5)), m15v);
+        const __m512i rot6 = _mm512_and_si512(_mm512_add_epi32(lane, _mm512_set1_epi32(6)), m15v);
+        const __m512i rot7 = _mm512_and_si512(_mm512_add_epi32(lane, _mm512_set1_epi32(7)), m15v);
+        const __m512i rot8 = _mm512_and_si512(_mm512_add_epi32(lane, _mm512_set1_epi32(8)), m15v);
+        const __m512i rot9 = _mm512_and_si512(_mm512_add_epi32(lane, _mm512_set1_epi32(9)), m15v);
+        const __m512i rot10 = _mm512_and_si512(_mm512_add_epi32(lane, _mm512_set1_epi32(10)), m15v);
+        const __m512i rot11 = _mm512_and_si512(_mm512_add_epi32(lane, _mm512_set1_epi32(11)), m15v);
+        const __m512i rot12 = _mm512_and_si512(_mm512_add_epi32(lane, _mm512_set1_epi32(12)), m15v);
+        const __m512i rot13 = _mm512_and_si512(_mm512_add_epi32(lane, _mm512_set1_epi32(13)), m15v);
+        const __m512i rot14 = _mm512_and_si512(_mm512_add_epi32(lane, _mm512_set1_epi32(14)), m15v);
+        const __m512i rot15 = _mm512_and_si512(_mm512_add_epi32(lane, _mm512_set1_epi32(15)), m15v);
+        __mmask16 acc = 0;
+        long ai;
+        for (;;) {
+            __mmask16 m0 = _mm512_cmpeq_epi32_mask(va, vb);
+            __mmask16 m1 = _mm512_cmpeq_epi32_mask(va, _mm512_permutexvar_epi32(rot1, vb));
+            __mmask16 m2 = _mm512_cmpeq_epi32_mask(va, _mm512_permutexvar_epi32(rot2, vb));
+            __mmask16 m3 = _mm512_cmpeq_epi32_mask(va, _mm512_permutexvar_epi32(rot3, vb));
+            __mmask16 m4 = _mm512_cmpeq_epi32_mask(va, _mm512_permutexvar_epi32(rot4, vb));
+            __mmask16 m5 = _mm512_cmpeq_epi32_mask(va, _mm512_permutexvar_epi32(rot5, vb));
+            __mmask16 m6 = _mm512_cmpeq_epi32_mask(va, _mm512_permutexvar_epi32(rot6, vb));
+            __mmask16 m7 = _mm512_cmpeq_epi32_mask(va, _mm512_permutexvar_epi32(rot7, vb));
+            __mmask16 m8 = _mm512_cmpeq_epi32_mask(va, _mm512_permutexvar_epi32(rot8, vb));
+            __mmask16 m9 = _mm512_cmpeq_epi32_mask(va, _mm512_permutexvar_epi32(rot9, vb));
+            __mmask16 m10 = _mm512_cmpeq_epi32_mask(va, _mm512_permutexvar_epi32(rot10, vb));
+            __mmask16 m11 = _mm512_cmpeq_epi32_mask(va, _mm512_permutexvar_epi32(rot11, vb));
+            __mmask16 m12 = _mm512_cmpeq_epi32_mask(va, _mm512_permutexvar_epi32(rot12, vb));
+            __mmask16 m13 = _mm512_cmpeq_epi32_mask(va, _mm512_permutexvar_epi32(rot13, vb));
+            __mmask16 m14 = _mm512_cmpeq_epi32_mask(va, _mm512_permutexvar_epi32(rot14, vb));
+            __mmask16 m15 = _mm512_cmpeq_epi32_mask(va, _mm512_permutexvar_epi32(rot15, vb));
+            acc |= (__mmask16)(((m0 | m1) | (m2 | m3)) | ((m4 | m5) | (m6 | m7)) |
+                               ((m8 | m9) | (m10 | m11)) | ((m12 | m13) | (m14 | m15)));
+            _mm512_storeu_si512((void *)(out + n), _mm512_maskz_compress_epi32(acc, va));
+            long cnt = __builtin_popcount((unsigned)acc);
+            ai = (amax <= bmax) ? 16 : 0;
+            long bj = (bmax <= amax) ? 16 : 0;
+            i += ai;
+            j += bj;
+            n += ai ? cnt : 0;
+            acc = ai ? 0 : acc;
+            if (i + 16 > na || j + 16 > nb)
+                break;
+            va = _mm512_mask_loadu_epi32(va, (__mmask16)(ai ? 0xFFFF : 0), (const void *)(a + i));
+            amax = ai ? a[i + 15] : amax;
+            vb = _mm512_loadu_si512((const void *)(b + j));
+            bmax = b[j + 15];
+        }
+        if (!ai) {
+            uint32_t tmp[16] __attribute__((aligned(64)));
+            long jt;
+            n += __builtin_popcount((unsigned)acc);
+            _mm512_store_si512((void *)tmp, va);
+            n += merge_scalar_at(tmp, 16, b + j, nb - j, out + n, &jt);
+            j += jt;
+            i += 16;
+            if (j >= nb)
+                return n;
+        }
+    }
+    return n + merge_scalar(a + i, na - i, b + j, nb - j, out + n);
+}
+#endif
+
 #ifndef GALLOP_RATIO
 #define GALLOP_RATIO 32
 #endif
@@ -206,6 +293,10 @@ static long intersect2(const uint32_t *a, long na, const uint32_t *b, long nb, u
         return 0;
     if (nb / GALLOP_RATIO >= na)
         return gallop_scalar(a, na, b, nb, out);
+#if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AVX512
+    if (HARNESS_ISA_ALLOWS(isa, HARNESS_ISA_AVX512))
+        return merge_avx512(a, na, b, nb, out);
+#endif
 #if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AVX2
     if (HARNESS_ISA_ALLOWS(isa, HARNESS_ISA_AVX2))
         return merge_avx2(a, na, b, nb, out);
