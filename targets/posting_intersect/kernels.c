@@ -5,9 +5,10 @@
  * is branchless: on random lists a comparison branch mispredicts about half
  * the time.
  *
- * When one side is GALLOP_RATIO times longer or more, each value of the
- * short side gallops (exponential, then branchless binary search) in the
- * long side from the last position: O(m log(n/m)) instead of O(n).
+ * When one side is GALLOP_RATIO times longer or more, the values of the
+ * short side are searched in the long side by branchless binary searches,
+ * SEARCH_BATCH of them in lockstep: their cache misses overlap instead of
+ * forming one chain (the long lists are not in cache when a call starts).
  *
  * For similar lengths, an AVX2 block merge: 8 values of each side, all
  * pairs compared (the b block and its 7 rotations), the a block's matches
@@ -247,41 +248,43 @@ HARNESS_TARGET_AVX512 static long merge_avx512(const uint32_t *a, long na, const
 #define GALLOP_RATIO 32
 #endif
 
-/* Galloping intersection: for each a[i], the first b[j] >= a[i] from the
- * previous position (doubling steps, then a branchless binary search).
- * out may be a itself; the write index n <= i < na as in merge_scalar. */
-static long gallop_scalar(const uint32_t *a, long na, const uint32_t *b, long nb, uint32_t *out)
+#ifndef SEARCH_BATCH
+#define SEARCH_BATCH 16
+#endif
+
+/* For each a[i], its lower bound in b[j0, nb) by a branchless binary search;
+ * SEARCH_BATCH searches advance level by level together (independent loads).
+ * Each batch searches from the previous batch's last lower bound. The write
+ * out[n] (n <= i < na) stays inside out, and out may be a itself. */
+static long search_batched(const uint32_t *a, long na, const uint32_t *b, long nb, uint32_t *out)
 {
-    long n = 0, j = 0;
-    for (long i = 0; i < na; i++) {
-        uint32_t x = a[i];
-        if (b[j] < x) {
-            /* b[lo] < x; find hi with b[hi] >= x or hi = nb */
-            long lo = j, step = 1, hi;
-            for (;;) {
-                hi = lo + step;
-                if (hi >= nb) {
-                    hi = nb;
-                    break;
-                }
-                if (b[hi] >= x)
-                    break;
-                lo = hi;
-                step <<= 1;
-            }
-            /* b[lo] < x <= b[hi] (b[nb] = +inf): binary search in (lo, hi] */
-            long len = hi - lo;
-            while (len > 1) {
-                long half = len >> 1;
-                lo = (b[lo + half] < x) ? lo + half : lo;
-                len -= half;
-            }
-            j = lo + 1;
-            if (j >= nb)
-                break;
+    long n = 0, j0 = 0;
+    for (long g = 0; g < na; g += SEARCH_BATCH) {
+        long cnt = na - g < SEARCH_BATCH ? na - g : SEARCH_BATCH;
+        uint32_t x[SEARCH_BATCH];
+        long lo[SEARCH_BATCH];
+        for (long t = 0; t < cnt; t++) {
+            x[t] = a[g + t];
+            lo[t] = j0;
         }
-        out[n] = x;
-        n += (b[j] == x);
+        long len = nb - j0;
+        while (len > 1) {
+            long half = len >> 1;
+            for (long t = 0; t < cnt; t++)
+                lo[t] = (b[lo[t] + half] < x[t]) ? lo[t] + half : lo[t];
+            len -= half;
+        }
+        /* b[lo] < x (then the answer is lo + 1) or lo == j0 with b[j0] >= x */
+        long pos = j0;
+        for (long t = 0; t < cnt; t++) {
+            pos = lo[t] + (b[lo[t]] < x[t]);
+            uint32_t y = b[pos < nb ? pos : nb - 1];
+            out[n] = x[t];
+            n += (pos < nb) & (y == x[t]);
+        }
+        if (pos >= nb)
+            break;
+        j0 = pos;
     }
     return n;
 }
@@ -292,7 +295,7 @@ static long intersect2(const uint32_t *a, long na, const uint32_t *b, long nb, u
     if (nb == 0)
         return 0;
     if (nb / GALLOP_RATIO >= na)
-        return gallop_scalar(a, na, b, nb, out);
+        return search_batched(a, na, b, nb, out);
 #if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AVX512
     if (HARNESS_ISA_ALLOWS(isa, HARNESS_ISA_AVX512))
         return merge_avx512(a, na, b, nb, out);
