@@ -8,6 +8,11 @@ import numpy as np
 from .calls import fill_value, run_direct
 
 
+def copy_args(args):
+    """Fresh copies of a call's arguments (arrays, and each array of a list); scalars as they are."""
+    return {k: _copy(v) for k, v in args.items()}
+
+
 def _copy(value):
     if isinstance(value, np.ndarray):
         return value.copy()
@@ -22,7 +27,7 @@ def run_case(case, make_kernel, which=0):
     kernel = make_kernel(**case.init)
     outs = []
     for call in case.calls:
-        args = {k: _copy(v) for k, v in call.args.items()}
+        args = copy_args(call.args)
         outputs = {}
         for name, (dtype, shape) in call.outputs.items():
             out = np.empty(shape, dtype)
