@@ -90,6 +90,10 @@ class Worker:
             cbuild.use_prebuilt({})
             return self.reply({"error": "sandbox", "message": "; ".join(problems)})
         self.blocker = sandbox.blocker()
+        # Collections run only in `drop`, between combos. Freezing what the imports made
+        # keeps each one to the objects made since (about 15 ms less per drop, 300 drops
+        # a trial): rounds the timing budget buys instead of heap walks.
+        gc.freeze()
         gc.disable()
         self.reply({"ok": True, "amx": amx,
                     "sandbox": "off: " + "; ".join(problems) if problems else "on"})
