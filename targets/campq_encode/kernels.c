@@ -366,7 +366,11 @@ HARNESS_TARGET_AVX2 static float quantize_row(const float *x, int w, int wq, uin
 }
 
 /* The code of one row's subspace from its integer dots: the certified bound,
- * then the exact re-check of the candidates. */
+ * then the exact re-check of the candidates. The centroid nearest by the
+ * integer estimate is re-checked first; its exact distance is the threshold,
+ * and only centroids whose lower bound is at most that can still be the
+ * minimum (any other is farther than a distance already in hand). Against the
+ * smallest upper bound, the window counted the bound's width twice. */
 HARNESS_TARGET_AVX2 static int select_i8(const float *x, int lo, int w, int dim, int s, int kp,
                                          int num_centroids, const struct i8book *bk, float a,
                                          float xqn, float exn, const int32_t *S, float *dp)
@@ -376,8 +380,9 @@ HARNESS_TARGET_AVX2 static int select_i8(const float *x, int lo, int w, int dim,
     const int32_t *ts = bk->tsum + (long)s * kp;
     __m256 va = _mm256_set1_ps(a), two = _mm256_set1_ps(2.0f), vx = _mm256_set1_ps(xqn);
     __m256 ve = _mm256_set1_ps(exn), eps = _mm256_set1_ps(1e-5f), tiny = _mm256_set1_ps(1e-30f);
-    __m256 up = _mm256_set1_ps(INFINITY);
-    __m256i k64 = _mm256_set1_epi32(64);
+    __m256 near = _mm256_set1_ps(INFINITY);
+    __m256i near_k = _mm256_setzero_si256(), lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    __m256i k64 = _mm256_set1_epi32(64), eight = _mm256_set1_epi32(8);
     for (int k = 0; k < kp; k += 8) {
         __m256i si = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)(S + k)),
                                       _mm256_mullo_epi32(k64, _mm256_loadu_si256((const __m256i *)(ts + k))));
@@ -388,24 +393,38 @@ HARNESS_TARGET_AVX2 static int select_i8(const float *x, int lo, int w, int dim,
         __m256 b = _mm256_mul_ps(two, _mm256_fmadd_ps(vx, _mm256_loadu_ps(ecn + k), _mm256_mul_ps(ve, vcn)));
         b = _mm256_add_ps(b, _mm256_fmadd_ps(eps, _mm256_fmadd_ps(two, _mm256_mul_ps(vx, vcn), vc2), tiny));
         _mm256_storeu_ps(dp + k, _mm256_sub_ps(d, b));   /* the lower bound of each distance */
-        up = _mm256_min_ps(up, _mm256_add_ps(d, b));    /* padding: +inf, never the minimum */
+        __m256 closer = _mm256_cmp_ps(d, near, _CMP_LT_OQ);   /* padding: +inf, never closer */
+        near = _mm256_blendv_ps(near, d, closer);
+        near_k = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(near_k),
+                                                      _mm256_castsi256_ps(lane), closer));
+        lane = _mm256_add_epi32(lane, eight);
     }
-    __m128 u4 = _mm_min_ps(_mm256_castps256_ps128(up), _mm256_extractf128_ps(up, 1));
-    u4 = _mm_min_ps(u4, _mm_movehl_ps(u4, u4));
-    u4 = _mm_min_ss(u4, _mm_movehdup_ps(u4));
-    __m256 vup = _mm256_set1_ps(_mm_cvtss_f32(u4));
-    int best_k = -1;
-    float best = INFINITY;
+    float nd[8];
+    int32_t nk[8];
+    _mm256_storeu_ps(nd, near);
+    _mm256_storeu_si256((__m256i *)nk, near_k);
+    int first = nk[0];
+    float fd = nd[0];
+    for (int l = 1; l < 8; l++)
+        if (nd[l] < fd) {
+            fd = nd[l];
+            first = nk[l];
+        }
+    /* |c|^2 - 2 x.c: the row's own |x|^2 is common to every centroid */
+    float best = c2[first] - 2.0f * dot_f32(x, bk->codebook + (long)first * dim + lo, w);
+    int best_k = first;
+    __m256 vthr = _mm256_set1_ps(best);
     for (int k = 0; k < num_centroids; k += 8) {
-        int mask = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(dp + k), vup, _CMP_LE_OQ));
+        int mask = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(dp + k), vthr, _CMP_LE_OQ));
         while (mask) {                     /* candidates in increasing index order */
             int kk = k + __builtin_ctz(mask);
             mask &= mask - 1;
             if (kk >= num_centroids)
                 break;
-            /* |c|^2 - 2 x.c: the row's own |x|^2 is common to every centroid */
+            if (kk == first)
+                continue;
             float d = c2[kk] - 2.0f * dot_f32(x, bk->codebook + (long)kk * dim + lo, w);
-            if (best_k < 0 || d < best) {  /* strict: the lowest index wins ties */
+            if (d < best || (d == best && kk < best_k)) {  /* the lowest index wins ties */
                 best = d;
                 best_k = kk;
             }
