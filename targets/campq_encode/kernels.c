@@ -194,7 +194,9 @@ HARNESS_TARGET_AVX2 static void encode_avx2(const float *packed, const float *no
  * T = sum qc, xq = a (qx - 64). By Cauchy-Schwarz the dropped terms are at
  * most |xq| |ec| + |ex| |c|, so with d'_k = |c|^2 - 2 a b (S - 64 T)
  * (the row's own |x|^2 is common to all k), |d_k - |x|^2 - d'_k| <= B_k =
- * 2 (|xq| |ec_k| + |ex| |c_k|) + a float32 margin. Every k with
+ * 2 (|xq| |ec_k| + |ex| |c_k|) + a float32 margin (the per-centroid factors
+ * of B_k are prepared with the packing, so the bound over all 256 centroids
+ * is three FMAs each). Every k with
  * d'_k - B_k <= min_j (d'_j + B_j) may be the nearest; those are recomputed
  * exactly and the smallest wins (lowest index on a tie). The codes are the
  * exact float32 ones: only the work is approximate.
@@ -205,19 +207,20 @@ HARNESS_TARGET_AVX2 static void encode_avx2(const float *packed, const float *no
 struct i8book {              /* everything prepared from the codebook (see campq_prepare_i8) */
     const int8_t *qpack;     /* [s][group][quad]: 32 bytes = 8 centroids x 4 columns */
     const float *scale;      /* [s][kp] b_k */
-    const int32_t *tsum;     /* [s][kp] sum of qc */
+    const int32_t *t64;      /* [s][kp] 64 * sum of qc (the rows' offset, times the centroid's sum) */
     const float *cnorm2;     /* [s][kp] |c|^2 (+inf for padding) */
-    const float *cnorm;      /* [s][kp] |c| */
-    const float *ecnorm;     /* [s][kp] |c - b qc| */
+    const float *bx;         /* [s][kp] B_k per unit |ex|: 2 |c| */
+    const float *bq;         /* [s][kp] B_k per unit |xq|: 2 |ec| + 2 eps |c| */
     const float *codebook;   /* [K][dim] the original centroids, for the re-check */
     int wq;                  /* columns per subspace in the packing, a multiple of 4 */
 };
 
 static long qpack_base(int s, int kp, int wq) { return (long)s * kp * wq; }
 
+#define BOUND_EPS 1e-5f       /* relative margin for the float32 arithmetic of the bound */
+
 void campq_prepare_i8(const float *codebook, int dim, int num_subspaces, int num_centroids,
-                      int wq, int8_t *qpack, float *scale, int32_t *tsum, float *cnorm,
-                      float *ecnorm)
+                      int wq, int8_t *qpack, float *scale, int32_t *t64, float *bx, float *bq)
 {
     int kp = padded(num_centroids);
     memset(qpack, 0, (size_t)num_subspaces * kp * wq);
@@ -227,7 +230,7 @@ void campq_prepare_i8(const float *codebook, int dim, int num_subspaces, int num
         for (int k = 0; k < kp; k++) {
             long o = (long)s * kp + k;
             if (k >= num_centroids) {
-                scale[o] = 0.0f; tsum[o] = 0; cnorm[o] = 0.0f; ecnorm[o] = 0.0f;
+                scale[o] = 0.0f; t64[o] = 0; bx[o] = 0.0f; bq[o] = 0.0f;
                 continue;
             }
             const float *c = codebook + (long)k * dim;
@@ -247,7 +250,10 @@ void campq_prepare_i8(const float *codebook, int dim, int num_subspaces, int num
                 double e = c[j] - b * q;
                 en += e * e;
             }
-            scale[o] = (float)b; tsum[o] = t; cnorm[o] = (float)sqrt(cn); ecnorm[o] = (float)sqrt(en);
+            /* rounded up a little: the factors must not undercut the bound */
+            scale[o] = (float)b; t64[o] = 64 * t;
+            bx[o] = (float)(2.0 * sqrt(cn) * (1.0 + 1e-6));
+            bq[o] = (float)((2.0 * sqrt(en) + 2.0 * BOUND_EPS * sqrt(cn)) * (1.0 + 1e-6));
         }
     }
 }
@@ -376,22 +382,24 @@ HARNESS_TARGET_AVX2 static int select_i8(const float *x, int lo, int w, int dim,
                                          float xqn, float exn, const int32_t *S, float *dp)
 {
     const float *scale = bk->scale + (long)s * kp, *c2 = bk->cnorm2 + (long)s * kp;
-    const float *cn = bk->cnorm + (long)s * kp, *ecn = bk->ecnorm + (long)s * kp;
-    const int32_t *ts = bk->tsum + (long)s * kp;
-    __m256 va = _mm256_set1_ps(a), two = _mm256_set1_ps(2.0f), vx = _mm256_set1_ps(xqn);
-    __m256 ve = _mm256_set1_ps(exn), eps = _mm256_set1_ps(1e-5f), tiny = _mm256_set1_ps(1e-30f);
+    const float *bx = bk->bx + (long)s * kp, *bq = bk->bq + (long)s * kp;
+    const int32_t *t64 = bk->t64 + (long)s * kp;
+    __m256 va2 = _mm256_set1_ps(2.0f * a), vx = _mm256_set1_ps(xqn), ve = _mm256_set1_ps(exn);
+    __m256 eps = _mm256_set1_ps(BOUND_EPS), tiny = _mm256_set1_ps(1e-30f);
     __m256 near = _mm256_set1_ps(INFINITY);
     __m256i near_k = _mm256_setzero_si256(), lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    __m256i k64 = _mm256_set1_epi32(64), eight = _mm256_set1_epi32(8);
+    __m256i eight = _mm256_set1_epi32(8);
     for (int k = 0; k < kp; k += 8) {
         __m256i si = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)(S + k)),
-                                      _mm256_mullo_epi32(k64, _mm256_loadu_si256((const __m256i *)(ts + k))));
-        __m256 dot = _mm256_mul_ps(_mm256_mul_ps(va, _mm256_loadu_ps(scale + k)), _mm256_cvtepi32_ps(si));
-        __m256 vc2 = _mm256_loadu_ps(c2 + k), vcn = _mm256_loadu_ps(cn + k);
-        __m256 d = _mm256_fnmadd_ps(two, dot, vc2);
+                                      _mm256_loadu_si256((const __m256i *)(t64 + k)));
+        __m256 vc2 = _mm256_loadu_ps(c2 + k);
+        /* d' = |c|^2 - 2 a b (S - 64 T) */
+        __m256 d = _mm256_fnmadd_ps(_mm256_mul_ps(va2, _mm256_loadu_ps(scale + k)),
+                                    _mm256_cvtepi32_ps(si), vc2);
         /* dropped terms, then a margin for the float32 arithmetic of d' */
-        __m256 b = _mm256_mul_ps(two, _mm256_fmadd_ps(vx, _mm256_loadu_ps(ecn + k), _mm256_mul_ps(ve, vcn)));
-        b = _mm256_add_ps(b, _mm256_fmadd_ps(eps, _mm256_fmadd_ps(two, _mm256_mul_ps(vx, vcn), vc2), tiny));
+        __m256 b = _mm256_fmadd_ps(vx, _mm256_loadu_ps(bq + k),
+                                   _mm256_fmadd_ps(ve, _mm256_loadu_ps(bx + k),
+                                                   _mm256_fmadd_ps(eps, vc2, tiny)));
         _mm256_storeu_ps(dp + k, _mm256_sub_ps(d, b));   /* the lower bound of each distance */
         __m256 closer = _mm256_cmp_ps(d, near, _CMP_LT_OQ);   /* padding: +inf, never closer */
         near = _mm256_blendv_ps(near, d, closer);
@@ -603,11 +611,11 @@ HARNESS_TARGET_AMX static void block_dots_amx(uint8_t (*qx)[4096 + 64], int rn, 
 void campq_encode(const float *packed, const float *norms, int dim, int num_subspaces,
                   int num_centroids, const float *rows, int n, uint8_t *out, int isa,
                   const float *codebook, int wq, const int8_t *qpack, const float *scale,
-                  const int32_t *tsum, const float *cnorm, const float *ecnorm)
+                  const int32_t *t64, const float *bx, const float *bq)
 {
 #if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AVX2
     if (isa >= HARNESS_ISA_AVX2 && dim / num_subspaces + 1 <= 4096) {
-        struct i8book bk = {qpack, scale, tsum, norms, cnorm, ecnorm, codebook, wq};
+        struct i8book bk = {qpack, scale, t64, norms, bx, bq, codebook, wq};
         dots_fn dots = block_dots_avx2;
 #if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AVX512
         if (isa >= HARNESS_ISA_AVX512)

@@ -13,10 +13,9 @@ void campq_prepare(const float *codebook, int dim, int num_subspaces, int num_ce
 void campq_encode(const float *packed, const float *norms, int dim, int num_subspaces,
                   int num_centroids, const float *rows, int n, uint8_t *out, int isa,
                   const float *codebook, int wq, const int8_t *qpack, const float *scale,
-                  const int32_t *tsum, const float *cnorm, const float *ecnorm);
+                  const int32_t *t64, const float *bx, const float *bq);
 void campq_prepare_i8(const float *codebook, int dim, int num_subspaces, int num_centroids,
-                      int wq, int8_t *qpack, float *scale, int32_t *tsum, float *cnorm,
-                      float *ecnorm);
+                      int wq, int8_t *qpack, float *scale, int32_t *t64, float *bx, float *bq);
 """
 ffi, lib = load_kernel_lib(__file__, CDEF)
 
@@ -41,21 +40,22 @@ class CamPqEncoder:
         self._packed = pointer(ffi, self.packed, "float32", self.packed.shape, "packed")
         self._norms = pointer(ffi, self.norms, "float32", self.norms.shape, "norms")
         lib.campq_prepare(cb, dim, num_subspaces, self.k, self._packed, self._norms)
-        # The int8 first pass: packed centroids, their scales and norms, and the
-        # float32 codebook itself for the exact re-check (see kernels.c).
+        # The int8 first pass: packed centroids, their scales and offset sums, the
+        # factors of their error bounds, and the float32 codebook itself for the
+        # exact re-check (see kernels.c).
         self.codebook = codebook.copy()
         self.wq = ((dim + num_subspaces - 1) // num_subspaces + 3) // 4 * 4
         self.qpack = np.empty(num_subspaces * kp * self.wq, np.int8)
         self.scale = np.empty((num_subspaces, kp), np.float32)
-        self.tsum = np.empty((num_subspaces, kp), np.int32)
-        self.cnorm = np.empty((num_subspaces, kp), np.float32)
-        self.ecnorm = np.empty((num_subspaces, kp), np.float32)
+        self.t64 = np.empty((num_subspaces, kp), np.int32)
+        self.bx = np.empty((num_subspaces, kp), np.float32)
+        self.bq = np.empty((num_subspaces, kp), np.float32)
         self._i8 = (pointer(ffi, self.codebook, "float32", (self.k, dim), "codebook"), self.wq,
                     ffi.cast("int8_t *", ffi.from_buffer(self.qpack)),
                     pointer(ffi, self.scale, "float32", self.scale.shape, "scale"),
-                    pointer(ffi, self.tsum, "int32", self.tsum.shape, "tsum"),
-                    pointer(ffi, self.cnorm, "float32", self.cnorm.shape, "cnorm"),
-                    pointer(ffi, self.ecnorm, "float32", self.ecnorm.shape, "ecnorm"))
+                    pointer(ffi, self.t64, "int32", self.t64.shape, "t64"),
+                    pointer(ffi, self.bx, "float32", self.bx.shape, "bx"),
+                    pointer(ffi, self.bq, "float32", self.bq.shape, "bq"))
         lib.campq_prepare_i8(self._i8[0], dim, num_subspaces, self.k, self.wq, *self._i8[2:])
 
     def encode(self, rows, out):
