@@ -459,6 +459,33 @@ HARNESS_TARGET_AVX2 static void block_dots_avx2(uint8_t (*qx)[4096 + 64], int rn
             dots_i8(qx[r], qp, g0, quads, S[r]);
 }
 
+/* Every call brings new rows from memory, and a block reads each row in six
+ * short runs, one per subspace: sixteen short streams at once, more than the
+ * hardware prefetcher follows. The next block is one contiguous run of memory,
+ * so it is fetched ahead, a sixth at a time while each subspace is worked on:
+ * as much of it as fits in L2 beside the current block and a subspace's packing
+ * (all of it at dim 1024, three quarters at 3072, a third at 4096; a trial
+ * that fetched all of it at 4096 lost 5%). */
+#define L2_BYTES (512L << 10)   /* the smallest L2 of the CPUs this runs on (Zen 3) */
+
+static void prefetch_block(const float *rows, int dim, int num_subspaces, int n, int next, int s,
+                           long packing_bytes)
+{
+    int count = n - next < RB ? n - next : RB;
+    if (count <= 0)
+        return;
+    const char *base = (const char *)(rows + (long)next * dim);
+    long block = (long)RB * dim * 4, bytes = (long)count * dim * 4;
+    long room = L2_BYTES - block - packing_bytes;
+    if (room < bytes)
+        bytes = room;
+    if (bytes <= 0)
+        return;
+    long from = bytes * s / num_subspaces / 64 * 64, to = bytes * (s + 1) / num_subspaces;
+    for (long o = from; o < to; o += 64)
+        _mm_prefetch(base + o, _MM_HINT_T1);
+}
+
 HARNESS_TARGET_AVX2 static void encode_i8(const struct i8book *bk, int dim, int num_subspaces,
                                           int num_centroids, const float *rows, int n, uint8_t *out,
                                           dots_fn dots)
@@ -472,6 +499,7 @@ HARNESS_TARGET_AVX2 static void encode_i8(const struct i8book *bk, int dim, int 
         for (int s = 0; s < num_subspaces; s++) {
             int lo = s * dim / num_subspaces, hi = (s + 1) * dim / num_subspaces, w = hi - lo;
             const int8_t *qp = bk->qpack + qpack_base(s, kp, bk->wq);
+            prefetch_block(rows, dim, num_subspaces, n, i0 + rn, s, (long)kp * bk->wq);
             for (int r = 0; r < rn; r++)
                 a[r] = quantize_row(rows + (long)(i0 + r) * dim + lo, w, bk->wq, qx[r], &xqn[r], &exn[r]);
             dots(qx, rn, qp, kp, quads, S);
