@@ -2,7 +2,9 @@
 
 Every worker goes through the same steps in the same order (spawn, setup and
 confinement, null samples, load one kernel), so two workers of a pair have
-the same history and only their kernel differs. The null samples, made
+the same history and only their kernel differs. (Its path and module name
+differ too, and that alone moves where the kernel's arrays land: the worker
+also starts each construction at a random heap offset, worker.construct.) The null samples, made
 before any kernel code exists in the process, measure what the harness's
 own per-sample work costs there: the yardstick for the CPU a kernel's worker
 may use outside its measured windows (cpuaudit.py). No kernel ever sets it.

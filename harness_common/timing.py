@@ -1,9 +1,10 @@
 """Timing: the candidate against the best kept kernel, in the same run, on one CPU.
 
 A trial times in blocks. Each block starts a fresh pair of workers, one per
-kernel, with the same history (hosts.py), so whatever a process's layout
-luck gives one kernel (heap offsets, page colouring) is new in every block:
-variance that the interval sees, not a bias it hides. Within a block every
+kernel, with the same history (hosts.py) and a heap offset drawn from the
+secret source before every construction (worker.py), so whatever a process's
+layout luck gives one kernel (heap offsets, page colouring) is new in every
+block: variance that the interval sees, not a bias it hides. Within a block every
 combo runs rounds in ABBA order on even rounds and BAAB on odd ones
 (A = candidate, B = best), both kernels on the same two fresh samples, so
 drift within a round cancels in its ratio sum(A)/sum(B).
@@ -32,6 +33,7 @@ MAX_CALLS_PER_SAMPLE = 64
 MAX_SAMPLE_BYTES = 16 << 20  # batching stops here (one call may be larger)
 VERIFY_BYTES = 4 << 20       # calls with inputs this small are verified after every call
 VERIFY_FRACTION = 0.25       # larger ones after a secret quarter of calls
+PAD_BLOCKS = 8               # random heap blocks before each construction, 16 B to 64 KB each
 
 
 class CheckFailure(RuntimeError):
@@ -130,7 +132,9 @@ class Timer:
         scalars = {k: v for k, v in combo.init.items() if not isinstance(v, np.ndarray)}
         arrays = {k: v for k, v in combo.init.items() if isinstance(v, np.ndarray)}
         _, _, span = host.worker.request(
-            {"cmd": "construct", "kernel": host.label, "combo": ci, "init": scalars}, arrays,
+            {"cmd": "construct", "kernel": host.label, "combo": ci, "init": scalars,
+             "pad": (16 * self.secret.integers(1, 4096, PAD_BLOCKS)).tolist()},   # worker.py
+            arrays,
             timeout=self.timeout, phase=f"constructing {combo.name} ({host.label})")
         host.ctor_ns[ci] = span.cpu_ns
 
