@@ -1,10 +1,10 @@
 """Timing: the candidate against the best kept kernel, in the same run, on one CPU.
 
 A trial times in blocks. Each block starts a fresh pair of workers, one per
-kernel, with the same history (hosts.py) and a heap offset drawn from the
-secret source before every construction (worker.py), so whatever a process's
-layout luck gives one kernel (heap offsets, page colouring) is new in every
-block: variance that the interval sees, not a bias it hides. Within a block every
+kernel, with the same history (hosts.py) and heap blocks of sizes drawn
+from the secret source before every construction (worker.py), so whatever a
+process's layout luck gives one kernel (heap offsets, page colouring) is new
+in every block: variance that the interval sees, not a bias it hides. Within a block every
 combo runs rounds in ABBA order on even rounds and BAAB on odd ones
 (A = candidate, B = best), both kernels on the same two fresh samples, so
 drift within a round cancels in its ratio sum(A)/sum(B).

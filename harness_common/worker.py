@@ -55,7 +55,7 @@ class Worker:
         self.sources = {}        # kernel name -> (path, source bytes, class, methods)
         self.classes = {}        # kernel name -> class
         self.objects = {}        # (kernel, combo) -> instance
-        self.pads = {}           # combo -> the random block before its construction
+        self.pads = {}           # combo -> the random blocks allocated before its construction
         self.pending = []        # the prepared calls: (bound method, kwargs)
         self.blocker = None
         self.supervisor = os.getppid()
