@@ -241,18 +241,20 @@ def kernel_symbols(so_path):
                          f"({exc.strerror}); the kernel cannot be checked, so it is not run")
 
 
-def build(c_path, cdef, vectorize=True, isa_level="amx", out_dir=None):
+def build(c_path, cdef, vectorize=True, isa_level="amx", out_dir=None, emulate=None):
     """Compile `c_path` with `cdef`; returns the .so path.
 
     With `out_dir` (a trial) the module is always compiled afresh there: nothing
     a trial times comes from a cache the agent could have written. Without it
-    (tests, benchmarks, compare) an identical cached build is reused."""
+    (tests, benchmarks, compare) an identical cached build is reused. `emulate`
+    True builds `isa_level` emulated even where the CPU has it (tests that hold
+    the emulator against the hardware)."""
     c_path = Path(c_path).resolve()
     try:
         source = c_path.read_bytes()
     except OSError as exc:
         raise BuildError(f"cannot read {c_path}: {exc.strerror}")
-    flags = flags_for(vectorize, isa_level)
+    flags = flags_for(vectorize, isa_level, emulate)
     name = module_name(source, cdef, flags)
     if out_dir is not None:
         out = Path(out_dir) / (name + (sysconfig.get_config_var("EXT_SUFFIX") or ".so"))

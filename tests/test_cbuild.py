@@ -448,3 +448,34 @@ def test_isa_attributes_compile_and_dispatch(cache, tmp_path):
     for level in range(len(isa.LEVELS)):
         assert lib.isa_sum(p, 37, level) == pytest.approx(float(x.sum())), isa.LEVELS[level]
 
+
+
+TILECFG_SOURCE = r"""
+#include <immintrin.h>
+#include <stdint.h>
+#include "harness_isa.h"
+
+struct tile_config { uint8_t palette_id, start_row, reserved[14]; uint16_t colsb[16]; uint8_t rows[16]; };
+
+HARNESS_TARGET_AMX void configure(void) {
+    struct tile_config cfg = {0};
+    cfg.palette_id = 1;
+    cfg.rows[0] = 13;
+    cfg.colsb[0] = 44;
+    _tile_loadconfig(&cfg);
+}
+"""
+
+
+def test_a_tile_configuration_is_stored_whole_before_it_is_loaded(tmp_path):
+    # GCC 12's own _tile_loadconfig tells the compiler it reads 8 bytes, so the
+    # stores of rows and colsb above looked dead and were dropped: real AMX then
+    # faulted on stack garbage while the emulator passed. harness_isa.h replaces
+    # it; a native build (compiled here on any CPU, never run) must keep both stores.
+    src = tmp_path / "cfg.c"
+    src.write_text(TILECFG_SOURCE)
+    asm = subprocess.run(["gcc", "-S", "-o", "-", *cbuild.flags_for(True, "amx", emulate=False),
+                          "-I", str(cbuild.INCLUDE_DIR), str(src)],
+                         capture_output=True, text=True, check=True).stdout
+    body = asm.split("configure:")[1].split("ldtilecfg")[0]
+    assert "$13" in body and "$44" in body, body

@@ -7,9 +7,13 @@ AMX the real instructions, against the same models:
 
 * tdpb[su][su]d: bytes signed or unsigned per operand as the name says,
   int32 accumulation that wraps;
-* tdpbf16ps: each bf16 product added to the fp32 accumulator one at a time
-  (pair element 0 first), each sum rounded to nearest even; denormal inputs
-  read as zero and denormal results flushed to zero;
+* tdpbf16ps as Sapphire Rapids computes it (not the SDM's pseudo-code): one
+  fp32 sum of the even products of the pairs and one of the odd ones, each
+  over k in order, every addition rounded to nearest even, then the two
+  sums added, then the accumulator; denormal inputs read as zero and
+  denormal results flushed to zero;
+* on a CPU with AMX the emulator is also built and compared with the real
+  instructions bit for bit on the same tiles;
 * shapes the hardware refuses trap (SIGILL), in a child process;
 * shims: _mm512_reduce_add_ps in GCC's order, fp32 -> bf16 round to nearest even.
 """
@@ -160,17 +164,18 @@ def bf16_to_f32(h):
 
 
 def bf16_model(a, b, c):
-    """C[m, n] += A[m, 2k] * B[k, 2n], then += A[m, 2k+1] * B[k, 2n+1], k ascending;
-    each product exact, each sum rounded to fp32 (RNE), DAZ inputs, FTZ outputs."""
+    """sum_i = sum over k ascending of A[m, 2k+i] * B[k, 2n+i] (i = 0, 1), each from
+    zero; then C[m, n] += sum_0 + sum_1. Each product exact, each addition rounded
+    to fp32 (RNE), DAZ inputs, FTZ outputs: Sapphire Rapids' order, measured."""
     af, bf = bf16_to_f32(a), bf16_to_f32(b)
     k2 = a.shape[1] // 2
-    acc = _ftz(c.copy())
+    sums = [np.zeros(c.shape, np.float32), np.zeros(c.shape, np.float32)]
     for k in range(k2):
         for i in range(2):
             p = _ftz((af[:, 2 * k + i][:, None].astype(np.float64) *
                       bf[k, i::2][None, :].astype(np.float64)).astype(np.float32))
-            acc = _ftz(acc + p)
-    return acc
+            sums[i] = _ftz(sums[i] + p)
+    return _ftz(_ftz(sums[0] + sums[1]) + _ftz(c.copy()))
 
 
 def to_bf16_bits(x):
@@ -192,14 +197,46 @@ def test_bf16_dot_product_matches_the_model(probe, shape):
     assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
 
 
-def test_bf16_rounds_each_addition_to_fp32(probe):
-    # 1 + 2^-24 + 2^-24: one at a time each addition rounds back to 1 (ties to even);
-    # summed first they would give 1 + 2^-23.
-    one, tiny = to_bf16_bits([1.0]), to_bf16_bits([2.0 ** -24])
-    a = np.array([[tiny[0], tiny[0]]], np.uint16)
-    b = np.array([[one[0], one[0]]], np.uint16)
-    c = np.ones((1, 1), np.float32)
-    assert run_dp(probe, 4, a, b, c)[0, 0] == np.float32(1.0)
+def test_bf16_sums_even_and_odd_products_apart_then_adds_the_accumulator(probe):
+    one, tiny = to_bf16_bits([1.0])[0], to_bf16_bits([2.0 ** -24])[0]
+    # 1 + 2^-24 + 2^-24 with the 1 in C: the pair's two products meet first (2^-23),
+    # so nothing rounds away; one running sum from C would round back to 1 twice.
+    a = np.array([[tiny, tiny]], np.uint16)
+    b = np.array([[one, one]], np.uint16)
+    assert run_dp(probe, 4, a, b, np.ones((1, 1), np.float32))[0, 0] == np.float32(1 + 2.0 ** -23)
+    # The same three terms as products: 1 (k = 0, even) + 2^-24 (k = 1, even) rounds
+    # to 1 (ties to even), then the odd sum's 2^-24 rounds away again: each addition
+    # is rounded to fp32, the exact sum 1 + 2^-23 is not reached.
+    a = np.array([[one, tiny, tiny, 0]], np.uint16)
+    b = np.array([[one, one], [one, one]], np.uint16)
+    assert run_dp(probe, 4, a, b, np.zeros((1, 1), np.float32))[0, 0] == np.float32(1.0)
+    # C joins last: 1 - 1 cancels before the 2^-30 in C is added, so it survives.
+    a = np.array([[one, to_bf16_bits([-1.0])[0]]], np.uint16)
+    b = np.array([[one, one]], np.uint16)
+    assert run_dp(probe, 4, a, b, np.full((1, 1), 2.0 ** -30, np.float32))[0, 0] == np.float32(2.0 ** -30)
+
+
+@pytest.mark.skipif(isa.emulated("amx"), reason="needs a CPU with AMX: the emulator is compared "
+                    "with the real instructions")
+def test_the_emulator_matches_this_cpus_tiles_bit_for_bit(probe, tmp_path):
+    (tmp_path / "probe.c").write_text(PROBE)
+    so = cbuild.build(tmp_path / "probe.c", CDEF, True, "amx", emulate=True)
+    emu = cbuild.load_module(so)
+    emu_probe = (emu.ffi, emu.lib, so)
+    rng = np.random.default_rng(11)
+    for _ in range(20):
+        m, k4, n = (int(v) for v in rng.integers(1, 17, 3))
+        e = int(rng.integers(2, 70))        # up to the bf16 denormal range and back
+        a = to_bf16_bits(rng.standard_normal((m, 2 * k4)) * 2.0 ** rng.integers(-e, e, (m, 2 * k4)))
+        b = to_bf16_bits(rng.standard_normal((k4, 2 * n)) * 2.0 ** rng.integers(-e, e, (k4, 2 * n)))
+        c = (rng.standard_normal((m, n)) * 2.0 ** rng.integers(-e, e, (m, n))).astype(np.float32)
+        hw, em = run_dp(probe, 4, a, b, c), run_dp(emu_probe, 4, a, b, c)
+        assert np.array_equal(hw.view(np.uint32), em.view(np.uint32)), (m, k4, n, e)
+        ia = rng.integers(0, 256, (m, 4 * k4), dtype=np.uint8)
+        ib = rng.integers(0, 256, (k4, 4 * n), dtype=np.uint8)
+        ic = rng.integers(-2**31, 2**31, (m, n), dtype=np.int64).astype(np.int32)
+        for kind in range(4):
+            assert np.array_equal(run_dp(probe, kind, ia, ib, ic), run_dp(emu_probe, kind, ia, ib, ic))
 
 
 def test_bf16_denormals_are_zero_and_flushed(probe):

@@ -14,9 +14,13 @@
  *   - tdpb[su][su]d: per dword, four byte products (each byte signed or
  *     unsigned as named: the first letter is src1, the second src2) summed
  *     and added to the int32 accumulator with wrap-around, no saturation;
- *   - tdpbf16ps: each pair of bf16 products added to the fp32 accumulator
- *     one at a time (element 2k first, then 2k+1), each addition rounded to
- *     nearest even, bf16 and fp32 input denormals treated as zero and
+ *   - tdpbf16ps, as Sapphire Rapids computes it (measured bit for bit
+ *     against the hardware; the SDM's pseudo-code, one running sum from C,
+ *     disagrees with it in about half the elements of random tiles): two
+ *     fp32 sums per output element, one over the even products (element 2k
+ *     of each pair) and one over the odd ones, each over k in order from
+ *     zero, every addition rounded to nearest even; then the two sums are
+ *     added, then C; bf16 and fp32 input denormals read as zero and
  *     denormal results flushed to zero, regardless of MXCSR.
  *
  * What the hardware refuses (#UD/#GP: no config, a bad config, mismatched
@@ -194,7 +198,7 @@ static inline void harness_tile_dpbf16ps_(int dst, int a, int b)
         const uint8_t *arow = harness_amx_.data[a] + m * HARNESS_AMX_COLSB;
         uint8_t *drow = harness_amx_.data[dst] + m * HARNESS_AMX_COLSB;
         for (int n = 0; n < n_cols; n++) {
-            float acc;
+            float acc, sum[2] = {0.0f, 0.0f};
             memcpy(&acc, drow + 4 * n, 4);
             acc = harness_amx_flush_(acc);
             for (int k = 0; k < k_len; k++) {
@@ -205,9 +209,10 @@ static inline void harness_tile_dpbf16ps_(int dst, int a, int b)
                      * and no fused multiply-add can change the float sum. */
                     double p = (double)harness_amx_bf16_(arow + 4 * k + 2 * i) *
                                (double)harness_amx_bf16_(brow + 4 * n + 2 * i);
-                    acc = harness_amx_flush_(acc + harness_amx_flush_((float)p));
+                    sum[i] = harness_amx_flush_(sum[i] + harness_amx_flush_((float)p));
                 }
             }
+            acc = harness_amx_flush_(harness_amx_flush_(sum[0] + sum[1]) + acc);
             memcpy(drow + 4 * n, &acc, 4);
         }
     }

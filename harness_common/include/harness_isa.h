@@ -113,6 +113,25 @@ enum harness_isa {
 #define HARNESS_TARGET_AMX __attribute__((target(HARNESS_FEATURES_AMX)))
 #endif
 
+#if !HARNESS_ISA_EMULATED && HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AMX
+/* Native AMX. GCC before 13 declares _tile_loadconfig's operand as the first
+ * 8 bytes of the configuration, so stores to the rest of it (the rows and
+ * column widths) look dead and may be dropped: `struct tilecfg c = {0};
+ * c.rows[0] = 16; _tile_loadconfig(&c);` then loads stack garbage and the
+ * CPU faults (SIGSEGV) on real AMX hardware, while the emulator, which reads
+ * the struct as C, passes. This replacement tells the compiler all 64 bytes
+ * are read. Harness-owned asm: kernels.c itself may hold none. */
+#include <immintrin.h>
+struct harness_tilecfg_bytes_ { unsigned char b[64]; };
+__attribute__((target(HARNESS_FEATURES_AMX), always_inline)) static inline void
+harness_tile_loadconfig_native_(const void *config)
+{
+    __asm__ volatile("ldtilecfg %0" : : "m"(*(const struct harness_tilecfg_bytes_ *)config));
+}
+#undef _tile_loadconfig
+#define _tile_loadconfig(config) harness_tile_loadconfig_native_(config)
+#endif
+
 #if HARNESS_ISA_EMULATED
 /* <immintrin.h> first: its declarations must not meet SIMDe's alias macros.
  * The emulation headers compile with the CPU's own features, so SIMDe uses
