@@ -113,6 +113,12 @@ enum harness_isa {
 #define HARNESS_TARGET_AMX __attribute__((target(HARNESS_FEATURES_AMX)))
 #endif
 
+#if !HARNESS_ISA_EMULATED && HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AVX2
+/* An emulated build gets the intrinsics through this header, so a native
+ * one does too: a kernel that builds emulated builds on the real CPU. */
+#include <immintrin.h>
+#endif
+
 #if !HARNESS_ISA_EMULATED && HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AMX
 /* Native AMX. GCC before 13 declares _tile_loadconfig's operand as the first
  * 8 bytes of the configuration, so stores to the rest of it (the rows and
@@ -121,7 +127,6 @@ enum harness_isa {
  * CPU faults (SIGSEGV) on real AMX hardware, while the emulator, which reads
  * the struct as C, passes. This replacement tells the compiler all 64 bytes
  * are read. Harness-owned asm: kernels.c itself may hold none. */
-#include <immintrin.h>
 struct harness_tilecfg_bytes_ { unsigned char b[64]; };
 __attribute__((target(HARNESS_FEATURES_AMX), always_inline)) static inline void
 harness_tile_loadconfig_native_(const void *config)

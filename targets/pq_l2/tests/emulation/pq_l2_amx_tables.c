@@ -6,6 +6,7 @@
  * one row too few, so the last 16 entries of each block stay zero: a bug
  * only this path has, which only an amx run can see. */
 #if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AMX
+#include <string.h>
 
 struct fixture_tilecfg {
     uint8_t palette_id, start_row, reserved[14];
