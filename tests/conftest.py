@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,18 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("HARNESS_CACHE_DIR", ROOT / ".harness-cache"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# The suite runs in two processes (pytest-xdist, `-n 2` in pyproject.toml). A
+# trial holds a CPU pair machine-wide; where the machine has fewer than a pair per
+# test process, trials of the two would only wait for each other, so each test
+# process claims CPUs in a lock directory of its own. Their trials may then share
+# a CPU, which no test here can notice: tests assert verdicts, never speed, and a
+# trial's figures are CPU time, not wall time. (Where pairs are plentiful the
+# machine-wide claims stand and each trial gets a pair of its own.) The tests of the
+# claims themselves (test_cpus.py, the concurrent-trial test) make their own.
+if os.environ.get("PYTEST_XDIST_WORKER") and len(os.sched_getaffinity(0)) < 4:
+    os.environ["HARNESS_LOCK_DIR"] = str(Path(tempfile.gettempdir()) /
+                                         f"kernel-harness-cpus-test-{os.environ['PYTEST_XDIST_WORKER']}")
 
 
 def _git(cwd, *args):

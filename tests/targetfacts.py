@@ -14,6 +14,10 @@ from harness_common import config
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = config.discover(ROOT)
+# Where tests of the harness's own mechanics run (rows, anchors, locks, best/): the
+# target whose full trial is budgeted shortest, so those tests stay quick as targets come.
+CHEAPEST = min(TARGETS, key=lambda t: (config.load(ROOT / 'targets' / t / 'target.toml')
+                                       .budget.trial_seconds, t))
 REQUIRED = ("TIMED", "SIGNATURE", "INPUT", "OUTPUTS", "SPEED_CALL", "SPEED_SHAPE",
             "BIGGEST_COMBO", "WRONG", "honest")
 

@@ -4,7 +4,7 @@
 """pytest-benchmark micro-benchmarks of targets/campq_encode/kernels.py, one per speed dim.
 
 Usage:
-    pytest targets/campq_encode/test_bench.py --benchmark-enable     # measure
+    pytest targets/campq_encode/test_bench.py --benchmark-enable -n 0     # measure
     pytest targets/campq_encode/test_bench.py                        # run each once, check results
 
 For a human at the keyboard: numbers from one process, not a verdict.

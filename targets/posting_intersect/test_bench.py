@@ -4,7 +4,7 @@
 """pytest-benchmark micro-benchmarks of targets/posting_intersect/kernels.py, one per speed combo.
 
 Usage:
-    pytest targets/posting_intersect/test_bench.py --benchmark-enable     # measure
+    pytest targets/posting_intersect/test_bench.py --benchmark-enable -n 0     # measure
     pytest targets/posting_intersect/test_bench.py                        # run each once, check results
 
 Numbers from one process, not a verdict: verdicts come only from run_experiment.py.

@@ -4,7 +4,7 @@
 """pytest-benchmark micro-benchmarks of targets/pq_l2/kernels.py, one per speed shape.
 
 Usage:
-    pytest targets/pq_l2/test_bench.py --benchmark-enable     # measure
+    pytest targets/pq_l2/test_bench.py --benchmark-enable -n 0     # measure
     pytest targets/pq_l2/test_bench.py                        # run each once, check results
 
 For a human at the keyboard: numbers from one process, not a verdict.
