@@ -550,6 +550,106 @@ HARNESS_TARGET_AVX512 static void dots_vnni(const uint8_t *qx, const int8_t *qpa
     }
 }
 
+/* The AVX-512 select: the same bound and re-check as select_i8, 16 centroids per
+ * vector, the candidates found by a mask compare per vector. */
+HARNESS_TARGET_AVX512 static float dot_f32_512(const float *x, const float *c, int w)
+{
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0;
+    int j = 0;
+    for (; j + 32 <= w; j += 32) {
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + j), _mm512_loadu_ps(c + j), a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + j + 16), _mm512_loadu_ps(c + j + 16), a1);
+    }
+    if (j + 16 <= w) {
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + j), _mm512_loadu_ps(c + j), a0);
+        j += 16;
+    }
+    if (j < w) {
+        __mmask16 m = (__mmask16)((1u << (w - j)) - 1);
+        a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x + j), _mm512_maskz_loadu_ps(m, c + j), a1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+}
+
+HARNESS_TARGET_AVX512 static int select_512(const float *x, int lo, int w, int dim, int s, int kp,
+                                            int num_centroids, const struct i8book *bk, float a,
+                                            float xqn, float exn, const int32_t *S, float *dp)
+{
+    const float *scale = bk->scale + (long)s * kp, *c2 = bk->cnorm2 + (long)s * kp;
+    const float *bx = bk->bx + (long)s * kp, *bq = bk->bq + (long)s * kp;
+    const int32_t *t64 = bk->t64 + (long)s * kp;
+    __m512 va2 = _mm512_set1_ps(2.0f * a), vx = _mm512_set1_ps(xqn), ve = _mm512_set1_ps(exn);
+    __m512 eps = _mm512_set1_ps(BOUND_EPS), tiny = _mm512_set1_ps(1e-30f);
+    __m512 near = _mm512_set1_ps(INFINITY);
+    __m512i near_k = _mm512_setzero_si512(), lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9,
+                                                                      10, 11, 12, 13, 14, 15);
+    __m512i sixteen = _mm512_set1_epi32(16);
+    for (int k = 0; k < kp; k += 16) {
+        __m512i si = _mm512_sub_epi32(_mm512_loadu_si512((const void *)(S + k)),
+                                      _mm512_loadu_si512((const void *)(t64 + k)));
+        __m512 vc2 = _mm512_loadu_ps(c2 + k);
+        __m512 d = _mm512_fnmadd_ps(_mm512_mul_ps(va2, _mm512_loadu_ps(scale + k)),
+                                    _mm512_cvtepi32_ps(si), vc2);
+        __m512 b = _mm512_fmadd_ps(vx, _mm512_loadu_ps(bq + k),
+                                   _mm512_fmadd_ps(ve, _mm512_loadu_ps(bx + k),
+                                                   _mm512_fmadd_ps(eps, vc2, tiny)));
+        _mm512_storeu_ps(dp + k, _mm512_sub_ps(d, b));
+        __mmask16 closer = _mm512_cmp_ps_mask(d, near, _CMP_LT_OQ);
+        near = _mm512_mask_mov_ps(near, closer, d);
+        near_k = _mm512_mask_mov_epi32(near_k, closer, lane);
+        lane = _mm512_add_epi32(lane, sixteen);
+    }
+    float fd = _mm512_reduce_min_ps(near);
+    int first = _mm512_mask_reduce_min_epi32(_mm512_cmp_ps_mask(near, _mm512_set1_ps(fd), _CMP_EQ_OQ),
+                                             near_k);
+    float best = c2[first] - 2.0f * dot_f32_512(x, bk->codebook + (long)first * dim + lo, w);
+    int best_k = first;
+    __m512 vthr = _mm512_set1_ps(best);
+    for (int k = 0; k < num_centroids; k += 16) {
+        unsigned mask = _mm512_cmp_ps_mask(_mm512_loadu_ps(dp + k), vthr, _CMP_LE_OQ);
+        if (num_centroids - k < 16)
+            mask &= (1u << (num_centroids - k)) - 1;
+        while (mask) {                     /* candidates in increasing index order */
+            int kk = k + __builtin_ctz(mask);
+            mask &= mask - 1;
+            if (kk == first)
+                continue;
+            float d = c2[kk] - 2.0f * dot_f32_512(x, bk->codebook + (long)kk * dim + lo, w);
+            if (d < best || (d == best && kk < best_k)) {  /* the lowest index wins ties */
+                best = d;
+                best_k = kk;
+            }
+        }
+    }
+    return best_k;
+}
+
+/* encode_i8 with the AVX-512 select. */
+HARNESS_TARGET_AVX512 static void encode_512(const struct i8book *bk, int dim, int num_subspaces,
+                                             int num_centroids, const float *rows, int n,
+                                             uint8_t *out, dots_fn dots)
+{
+    int kp = padded(num_centroids), quads = bk->wq / 4;
+    uint8_t qx[RB][4096 + 64] __attribute__((aligned(64)));
+    int32_t S[RB][256 + KB] __attribute__((aligned(64)));
+    float dp[256 + KB] __attribute__((aligned(64))), a[RB], xqn[RB], exn[RB];
+    for (int i0 = 0; i0 < n; i0 += RB) {
+        int rn = n - i0 < RB ? n - i0 : RB;
+        for (int s = 0; s < num_subspaces; s++) {
+            int lo = s * dim / num_subspaces, hi = (s + 1) * dim / num_subspaces, w = hi - lo;
+            const int8_t *qp = bk->qpack + qpack_base(s, kp, bk->wq);
+            prefetch_block(rows, dim, num_subspaces, n, i0 + rn, s, (long)kp * bk->wq);
+            for (int r = 0; r < rn; r++)
+                a[r] = quantize_row(rows + (long)(i0 + r) * dim + lo, w, bk->wq, qx[r], &xqn[r], &exn[r]);
+            dots(qx, rn, qp, kp, quads, S);
+            for (int r = 0; r < rn; r++)
+                out[(long)(i0 + r) * num_subspaces + s] = (uint8_t)select_512(
+                    rows + (long)(i0 + r) * dim + lo, lo, w, dim, s, kp, num_centroids, bk, a[r],
+                    xqn[r], exn[r], S[r], dp);
+        }
+    }
+}
+
 HARNESS_TARGET_AVX512 static void block_dots_vnni(uint8_t (*qx)[4096 + 64], int rn, const int8_t *qp,
                                                   int kp, int quads, int32_t (*S)[256 + KB])
 {
@@ -652,6 +752,12 @@ void campq_encode(const float *packed, const float *norms, int dim, int num_subs
 #if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AMX
         if (isa >= HARNESS_ISA_AMX)
             dots = block_dots_amx;
+#endif
+#if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AVX512
+        if (isa >= HARNESS_ISA_AVX512) {
+            encode_512(&bk, dim, num_subspaces, num_centroids, rows, n, out, dots);
+            return;
+        }
 #endif
         encode_i8(&bk, dim, num_subspaces, num_centroids, rows, n, out, dots);
         return;
