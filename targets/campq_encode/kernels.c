@@ -624,7 +624,44 @@ HARNESS_TARGET_AVX512 static int select_512(const float *x, int lo, int w, int d
     return best_k;
 }
 
-/* encode_i8 with the AVX-512 select. */
+/* quantize_row at 16 lanes: the same steps (a = max|x| / 63, qx = round(x / a) + 64
+ * in [1, 127], |xq| and |ex| slightly enlarged), masked loads past the slice. */
+HARNESS_TARGET_AVX512 static float quantize_512(const float *x, int w, int wq, uint8_t *qx,
+                                                float *xqn, float *exn)
+{
+    __m512 mx = _mm512_setzero_ps();
+    int full = w / 16 * 16;
+    for (int j = 0; j < full; j += 16)
+        mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_loadu_ps(x + j)));
+    if (full < w)
+        mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_maskz_loadu_ps((__mmask16)((1u << (w - full)) - 1),
+                                                                   x + full)));
+    float top = _mm512_reduce_max_ps(mx);
+    float a = top > 0.0f ? top / 63.0f : 1.0f;
+    __m512 va = _mm512_set1_ps(a), vinv = _mm512_set1_ps(1.0f / a);
+    __m512i lim = _mm512_set1_epi32(63), nlim = _mm512_set1_epi32(-63), off = _mm512_set1_epi32(64);
+    __m512 sx = _mm512_setzero_ps(), se = _mm512_setzero_ps();
+    for (int j = 0; j < wq; j += 16) {
+        __mmask16 m = j + 16 <= w ? 0xffff : (j < w ? (__mmask16)((1u << (w - j)) - 1) : 0);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + j);
+        __m512i qi = _mm512_cvtps_epi32(_mm512_mul_ps(v, vinv));     /* round to nearest even */
+        qi = _mm512_max_epi32(_mm512_min_epi32(qi, lim), nlim);
+        __m512 xq = _mm512_mul_ps(va, _mm512_cvtepi32_ps(qi)), e = _mm512_sub_ps(v, xq);
+        sx = _mm512_fmadd_ps(xq, xq, sx);
+        se = _mm512_fmadd_ps(e, e, se);
+        __m128i b = _mm512_cvtepi32_epi8(_mm512_add_epi32(qi, off));
+        if (j + 16 <= wq)
+            _mm_storeu_si128((__m128i *)(qx + j), b);
+        else
+            _mm_mask_storeu_epi8(qx + j, (__mmask16)((1u << (wq - j)) - 1), b);
+    }
+    /* past w, q = 0 -> qx = 64 against qc = 0 in the packing: no effect on the dots */
+    *xqn = sqrtf(_mm512_reduce_add_ps(sx)) * 1.0001f;
+    *exn = sqrtf(_mm512_reduce_add_ps(se)) * 1.0001f + 1e-30f;
+    return a;
+}
+
+/* encode_i8 with the AVX-512 quantization and select. */
 HARNESS_TARGET_AVX512 static void encode_512(const struct i8book *bk, int dim, int num_subspaces,
                                              int num_centroids, const float *rows, int n,
                                              uint8_t *out, dots_fn dots)
@@ -640,7 +677,7 @@ HARNESS_TARGET_AVX512 static void encode_512(const struct i8book *bk, int dim, i
             const int8_t *qp = bk->qpack + qpack_base(s, kp, bk->wq);
             prefetch_block(rows, dim, num_subspaces, n, i0 + rn, s, (long)kp * bk->wq);
             for (int r = 0; r < rn; r++)
-                a[r] = quantize_row(rows + (long)(i0 + r) * dim + lo, w, bk->wq, qx[r], &xqn[r], &exn[r]);
+                a[r] = quantize_512(rows + (long)(i0 + r) * dim + lo, w, bk->wq, qx[r], &xqn[r], &exn[r]);
             dots(qx, rn, qp, kp, quads, S);
             for (int r = 0; r < rn; r++)
                 out[(long)(i0 + r) * num_subspaces + s] = (uint8_t)select_512(
