@@ -205,28 +205,40 @@ HARNESS_TARGET_AVX2 static void encode_avx2(const float *packed, const float *no
 #define G8 8                 /* centroids per packed group */
 
 struct i8book {              /* everything prepared from the codebook (see campq_prepare_i8) */
-    const int8_t *qpack;     /* [s][group][quad]: 32 bytes = 8 centroids x 4 columns */
+    const int8_t *qpack;     /* [s][group][quad]: 8 (AVX2) or 16 (AVX-512, AMX) centroids x 4 columns */
     const float *scale;      /* [s][kp] b_k */
-    const int32_t *t64;      /* [s][kp] 64 * sum of qc (the rows' offset, times the centroid's sum) */
+    const int32_t *t64;      /* [s][kp] the rows' offset (64, or 128) times the sum of qc */
     const float *cnorm2;     /* [s][kp] |c|^2 (+inf for padding) */
     const float *bx;         /* [s][kp] B_k per unit |ex|: 2 |c| */
     const float *bq;         /* [s][kp] B_k per unit |xq|: 2 |ec| + 2 eps |c| */
     const float *codebook;   /* [K][dim] the original centroids, for the re-check */
     int wq;                  /* columns per subspace in the packing, a multiple of 4 */
+    int kpack;               /* centroids per subspace in the packing (padding included) */
 };
 
 static long qpack_base(int s, int kp, int wq) { return (long)s * kp * wq; }
 
 #define BOUND_EPS 1e-5f       /* relative margin for the float32 arithmetic of the bound */
 
-void campq_prepare_i8(const float *codebook, int dim, int num_subspaces, int num_centroids,
-                      int wq, int8_t *qpack, float *scale, int32_t *t64, float *bx, float *bq)
+/* Centroids in [-qmax, qmax]: qmax 63 for the AVX2 path, whose vpmaddubsw adds two
+ * products in 16 bits (rows in [1, 127]); 127 for vpdpbusd and tdpbusd, which add in 32
+ * bits (rows in [1, 255]): twice the resolution on both sides, half the bound. `group`
+ * centroids share a packed quad: 8 (a ymm) or 16 (a zmm, a full AMX B tile row; the
+ * packing then pads to a multiple of 64 centroids, four C tiles a pass). */
+static int kpack_for(int num_centroids, int group)
 {
-    int kp = padded(num_centroids);
-    memset(qpack, 0, (size_t)num_subspaces * kp * wq);
+    return group == 16 ? (num_centroids + 63) / 64 * 64 : padded(num_centroids);
+}
+
+void campq_prepare_i8(const float *codebook, int dim, int num_subspaces, int num_centroids,
+                      int wq, int qmax, int group, int8_t *qpack, float *scale, int32_t *t64,
+                      float *bx, float *bq)
+{
+    int kp = padded(num_centroids), kpack = kpack_for(num_centroids, group);
+    memset(qpack, 0, (size_t)num_subspaces * kpack * wq);
     for (int s = 0; s < num_subspaces; s++) {
         int lo = s * dim / num_subspaces, hi = (s + 1) * dim / num_subspaces;
-        int8_t *base = qpack + qpack_base(s, kp, wq);
+        int8_t *base = qpack + qpack_base(s, kpack, wq);
         for (int k = 0; k < kp; k++) {
             long o = (long)s * kp + k;
             if (k >= num_centroids) {
@@ -239,19 +251,19 @@ void campq_prepare_i8(const float *codebook, int dim, int num_subspaces, int num
                 mx = fabs(c[j]) > mx ? fabs(c[j]) : mx;
                 cn += (double)c[j] * c[j];
             }
-            double b = mx > 0.0 ? mx / 63.0 : 1.0;
+            double b = mx > 0.0 ? mx / qmax : 1.0;
             int32_t t = 0;
             for (int j = lo; j < hi; j++) {
                 double q = nearbyint(c[j] / b);
-                q = q > 63 ? 63 : (q < -63 ? -63 : q);
-                int jj = j - lo, g = k / G8, quad = jj / 4;
-                base[((long)g * (wq / 4) + quad) * 32 + (k % G8) * 4 + jj % 4] = (int8_t)q;
+                q = q > qmax ? qmax : (q < -qmax ? -qmax : q);
+                int jj = j - lo, g = k / group, quad = jj / 4;
+                base[((long)g * (wq / 4) + quad) * 4 * group + (k % group) * 4 + jj % 4] = (int8_t)q;
                 t += (int32_t)q;
                 double e = c[j] - b * q;
                 en += e * e;
             }
             /* rounded up a little: the factors must not undercut the bound */
-            scale[o] = (float)b; t64[o] = 64 * t;
+            scale[o] = (float)b; t64[o] = (qmax + 1) * t;
             bx[o] = (float)(2.0 * sqrt(cn) * (1.0 + 1e-6));
             bq[o] = (float)((2.0 * sqrt(en) + 2.0 * BOUND_EPS * sqrt(cn)) * (1.0 + 1e-6));
         }
@@ -498,7 +510,7 @@ HARNESS_TARGET_AVX2 static void encode_i8(const struct i8book *bk, int dim, int 
         int rn = n - i0 < RB ? n - i0 : RB;
         for (int s = 0; s < num_subspaces; s++) {
             int lo = s * dim / num_subspaces, hi = (s + 1) * dim / num_subspaces, w = hi - lo;
-            const int8_t *qp = bk->qpack + qpack_base(s, kp, bk->wq);
+            const int8_t *qp = bk->qpack + qpack_base(s, bk->kpack, bk->wq);
             prefetch_block(rows, dim, num_subspaces, n, i0 + rn, s, (long)kp * bk->wq);
             for (int r = 0; r < rn; r++)
                 a[r] = quantize_row(rows + (long)(i0 + r) * dim + lo, w, bk->wq, qx[r], &xqn[r], &exn[r]);
@@ -515,39 +527,41 @@ HARNESS_TARGET_AVX2 static void encode_i8(const struct i8book *bk, int dim, int 
 
 /* ------------------------------------------------------------ AVX-512 VNNI first pass
  *
- * The same packing, quantization and certified re-check as the AVX2 path; only
- * the integer dots change. vpdpbusd multiplies u8 by s8, sums each group of
- * four products and adds to int32 in one instruction (no 16-bit stage, so no
- * saturation to reason about): one zmm covers two quads of one 8-centroid
- * group (64 contiguous bytes of the packing), the row's two quads broadcast
- * to the matching halves, and the halves are added at the end.
+ * The same certified bound and exact re-check as the AVX2 path, at 16 lanes and
+ * twice the integer resolution. vpdpbusd multiplies u8 by s8, sums each group of
+ * four products and adds to int32 in one instruction (no 16-bit stage, so rows
+ * use all of [1, 255] and centroids [-127, 127]): one zmm is one quad of one
+ * 16-centroid group, 64 contiguous bytes of the packing (the AMX B layout too).
  */
 #if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AVX512
 
-HARNESS_TARGET_AVX512 static void dots_vnni(const uint8_t *qx, const int8_t *qpack, int g0,
-                                            int quads, int32_t *S)
+/* S[r][k] for two rows and the 64 centroids of groups g0..g0+3 (16 each): one
+ * vpdpbusd per row, group and quad (u8 x s8, four products summed into int32, no
+ * saturation), each 64-byte load of the packing shared by both rows. */
+HARNESS_TARGET_AVX512 static void dots_vnni2(const uint8_t *x0, const uint8_t *x1, const int8_t *qp,
+                                             int g0, int quads, int32_t *s0, int32_t *s1)
 {
-    __m512i acc[4];
-    for (int g = 0; g < 4; g++)
-        acc[g] = _mm512_setzero_si512();
-    const int8_t *p = qpack + (long)g0 * quads * 32;
-    int t = 0;
-    for (; t + 2 <= quads; t += 2) {
-        __m512i x = _mm512_inserti64x4(_mm512_set1_epi32(*(const int32_t *)(qx + 4 * t)),
-                                       _mm256_set1_epi32(*(const int32_t *)(qx + 4 * t + 4)), 1);
-        for (int g = 0; g < 4; g++)
-            acc[g] = _mm512_dpbusd_epi32(acc[g], x,
-                                         _mm512_loadu_si512((const void *)(p + ((long)g * quads + t) * 32)));
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+    __m512i b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    const int8_t *p = qp + (long)g0 * quads * 64;
+    const long gs = (long)quads * 64;
+    for (int t = 0; t < quads; t++) {
+        __m512i u = _mm512_set1_epi32(*(const int32_t *)(x0 + 4 * t));
+        __m512i v = _mm512_set1_epi32(*(const int32_t *)(x1 + 4 * t));
+        const int8_t *pt = p + (long)t * 64;
+        __m512i c0 = _mm512_loadu_si512((const void *)pt), c1 = _mm512_loadu_si512((const void *)(pt + gs));
+        __m512i c2 = _mm512_loadu_si512((const void *)(pt + 2 * gs));
+        __m512i c3 = _mm512_loadu_si512((const void *)(pt + 3 * gs));
+        a0 = _mm512_dpbusd_epi32(a0, u, c0); a1 = _mm512_dpbusd_epi32(a1, u, c1);
+        a2 = _mm512_dpbusd_epi32(a2, u, c2); a3 = _mm512_dpbusd_epi32(a3, u, c3);
+        b0 = _mm512_dpbusd_epi32(b0, v, c0); b1 = _mm512_dpbusd_epi32(b1, v, c1);
+        b2 = _mm512_dpbusd_epi32(b2, v, c2); b3 = _mm512_dpbusd_epi32(b3, v, c3);
     }
-    __m256i xa = _mm256_set1_epi32(t < quads ? *(const int32_t *)(qx + 4 * t) : 0);
-    for (int g = 0; g < 4; g++) {
-        __m256i lo = _mm512_castsi512_si256(acc[g]), hi = _mm512_extracti64x4_epi64(acc[g], 1);
-        __m256i sum = _mm256_add_epi32(lo, hi);
-        if (t < quads)          /* an odd last quad: half a vector */
-            sum = _mm256_dpbusd_epi32(sum, xa, _mm256_loadu_si256(
-                (const __m256i *)(p + ((long)g * quads + t) * 32)));
-        _mm256_storeu_si256((__m256i *)(S + (g0 + g) * G8), sum);
-    }
+    int32_t *o0 = s0 + g0 * 16, *o1 = s1 + g0 * 16;
+    _mm512_storeu_si512((void *)o0, a0); _mm512_storeu_si512((void *)(o0 + 16), a1);
+    _mm512_storeu_si512((void *)(o0 + 32), a2); _mm512_storeu_si512((void *)(o0 + 48), a3);
+    _mm512_storeu_si512((void *)o1, b0); _mm512_storeu_si512((void *)(o1 + 16), b1);
+    _mm512_storeu_si512((void *)(o1 + 32), b2); _mm512_storeu_si512((void *)(o1 + 48), b3);
 }
 
 /* The AVX-512 select: the same bound and re-check as select_i8, 16 centroids per
@@ -624,8 +638,8 @@ HARNESS_TARGET_AVX512 static int select_512(const float *x, int lo, int w, int d
     return best_k;
 }
 
-/* quantize_row at 16 lanes: the same steps (a = max|x| / 63, qx = round(x / a) + 64
- * in [1, 127], |xq| and |ex| slightly enlarged), masked loads past the slice. */
+/* quantize_row at 16 lanes and twice the resolution (a = max|x| / 127, qx = round(x / a)
+ * + 128 in [1, 255], |xq| and |ex| slightly enlarged), masked loads past the slice. */
 HARNESS_TARGET_AVX512 static float quantize_512(const float *x, int w, int wq, uint8_t *qx,
                                                 float *xqn, float *exn)
 {
@@ -637,9 +651,9 @@ HARNESS_TARGET_AVX512 static float quantize_512(const float *x, int w, int wq, u
         mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_maskz_loadu_ps((__mmask16)((1u << (w - full)) - 1),
                                                                    x + full)));
     float top = _mm512_reduce_max_ps(mx);
-    float a = top > 0.0f ? top / 63.0f : 1.0f;
+    float a = top > 0.0f ? top / 127.0f : 1.0f;
     __m512 va = _mm512_set1_ps(a), vinv = _mm512_set1_ps(1.0f / a);
-    __m512i lim = _mm512_set1_epi32(63), nlim = _mm512_set1_epi32(-63), off = _mm512_set1_epi32(64);
+    __m512i lim = _mm512_set1_epi32(127), nlim = _mm512_set1_epi32(-127), off = _mm512_set1_epi32(128);
     __m512 sx = _mm512_setzero_ps(), se = _mm512_setzero_ps();
     for (int j = 0; j < wq; j += 16) {
         __mmask16 m = j + 16 <= w ? 0xffff : (j < w ? (__mmask16)((1u << (w - j)) - 1) : 0);
@@ -655,7 +669,7 @@ HARNESS_TARGET_AVX512 static float quantize_512(const float *x, int w, int wq, u
         else
             _mm_mask_storeu_epi8(qx + j, (__mmask16)((1u << (wq - j)) - 1), b);
     }
-    /* past w, q = 0 -> qx = 64 against qc = 0 in the packing: no effect on the dots */
+    /* past w, q = 0 -> qx = 128 against qc = 0 in the packing: no effect on the dots */
     *xqn = sqrtf(_mm512_reduce_add_ps(sx)) * 1.0001f;
     *exn = sqrtf(_mm512_reduce_add_ps(se)) * 1.0001f + 1e-30f;
     return a;
@@ -674,7 +688,7 @@ HARNESS_TARGET_AVX512 static void encode_512(const struct i8book *bk, int dim, i
         int rn = n - i0 < RB ? n - i0 : RB;
         for (int s = 0; s < num_subspaces; s++) {
             int lo = s * dim / num_subspaces, hi = (s + 1) * dim / num_subspaces, w = hi - lo;
-            const int8_t *qp = bk->qpack + qpack_base(s, kp, bk->wq);
+            const int8_t *qp = bk->qpack + qpack_base(s, bk->kpack, bk->wq);
             prefetch_block(rows, dim, num_subspaces, n, i0 + rn, s, (long)kp * bk->wq);
             for (int r = 0; r < rn; r++)
                 a[r] = quantize_512(rows + (long)(i0 + r) * dim + lo, w, bk->wq, qx[r], &xqn[r], &exn[r]);
@@ -690,22 +704,27 @@ HARNESS_TARGET_AVX512 static void encode_512(const struct i8book *bk, int dim, i
 HARNESS_TARGET_AVX512 static void block_dots_vnni(uint8_t (*qx)[4096 + 64], int rn, const int8_t *qp,
                                                   int kp, int quads, int32_t (*S)[256 + KB])
 {
-    for (int g0 = 0; g0 < kp / G8; g0 += 4)
-        for (int r = 0; r < rn; r++)
-            dots_vnni(qx[r], qp, g0, quads, S[r]);
+    for (int g0 = 0; g0 < kpack_for(kp, 16) / 16; g0 += 4) {
+        int r = 0;
+        for (; r + 2 <= rn; r += 2)
+            dots_vnni2(qx[r], qx[r + 1], qp, g0, quads, S[r], S[r + 1]);
+        if (r < rn)                  /* an odd row out: pair it with itself */
+            dots_vnni2(qx[r], qx[r], qp, g0, quads, S[r], S[r]);
+    }
 }
 
 #endif /* HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AVX512 */
 
 /* ------------------------------------------------------------ AMX int8 first pass
  *
- * tdpbusd: C[16 rows][8 centroids] (int32) += A[16 rows][16 quads] (u8) .
- * B[16 quads][8 centroids x 4] (s8). The packing already is B: an 8-centroid
- * group holds, quad after quad, 32 bytes (8 centroids x 4 columns), so B is
- * 16 consecutive quads of one group, rows 32 bytes apart; A is 16 quantized
- * rows, 64 bytes each. Four C tiles take four groups (32 centroids) while one
- * A tile per 16 quads is loaded once for all four; the last, shorter span of
- * quads has its own A and B tile shapes, so one configuration serves the call.
+ * tdpbusd: C[16 rows][16 centroids] (int32) += A[16 rows][16 quads] (u8) .
+ * B[16 quads][16 centroids x 4] (s8): full-width tiles. The 16-centroid
+ * packing is B as it stands: a 16-centroid group holds, quad after quad, 64 bytes (16 centroids
+ * x 4 columns), so B is 16 consecutive quads of one group, rows 64 bytes
+ * apart; A is 16 quantized rows, 64 bytes each. Four C tiles take four groups
+ * (64 centroids) while one A tile per 16 quads is loaded once for all four;
+ * the last, shorter span of quads has its own A and B tile shapes, so one
+ * configuration serves the call.
  */
 #if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AMX
 
@@ -720,22 +739,22 @@ HARNESS_TARGET_AMX static void amx_config(int tail)
     struct tilecfg cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.palette = 1;
-    for (int c = 0; c < 4; c++) {           /* tiles 0-3: C, 16 rows x 8 int32 */
+    for (int c = 0; c < 4; c++) {           /* tiles 0-3: C, 16 rows x 16 int32 */
         cfg.rows[c] = 16;
-        cfg.colsb[c] = 32;
+        cfg.colsb[c] = 64;
     }
     cfg.rows[4] = 16; cfg.colsb[4] = 64;    /* tile 4: A, 16 rows x 16 quads */
-    cfg.rows[5] = 16; cfg.colsb[5] = 32;    /* tile 5: B, 16 quads x 32 bytes */
+    cfg.rows[5] = 16; cfg.colsb[5] = 64;    /* tile 5: B, 16 quads x 64 bytes */
     if (tail) {
         cfg.rows[6] = 16; cfg.colsb[6] = (uint16_t)(4 * tail);   /* tile 6: A, the last quads */
-        cfg.rows[7] = (uint8_t)tail; cfg.colsb[7] = 32;           /* tile 7: B, the last quads */
+        cfg.rows[7] = (uint8_t)tail; cfg.colsb[7] = 64;           /* tile 7: B, the last quads */
     }
     _tile_loadconfig(&cfg);
 }
 
 #define AMX_GROUP(c, A, B, span)                                                    \
     do {                                                                            \
-        _tile_loadd(B, p + ((long)(g0 + c) * quads + (span)) * 32, 32);             \
+        _tile_loadd(B, p + ((long)(g0 + c) * quads + (span)) * 64, 64);             \
         _tile_dpbusd(c, A, B);                                                      \
     } while (0)
 
@@ -747,7 +766,7 @@ HARNESS_TARGET_AMX static void block_dots_amx(uint8_t (*qx)[4096 + 64], int rn, 
     const int8_t *p = qp;
     const long qstride = sizeof qx[0], sstride = sizeof S[0];
     amx_config(tail);
-    for (int g0 = 0; g0 < kp / G8; g0 += 4) {
+    for (int g0 = 0; g0 < (kp + 63) / 64 * 4; g0 += 4) {
         _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
         for (int t = 0; t < full; t += 16) {
             _tile_loadd(4, &qx[0][4 * t], qstride);
@@ -759,10 +778,10 @@ HARNESS_TARGET_AMX static void block_dots_amx(uint8_t (*qx)[4096 + 64], int rn, 
             AMX_GROUP(0, 6, 7, full); AMX_GROUP(1, 6, 7, full);
             AMX_GROUP(2, 6, 7, full); AMX_GROUP(3, 6, 7, full);
         }
-        _tile_stored(0, &S[0][(g0 + 0) * G8], sstride);
-        _tile_stored(1, &S[0][(g0 + 1) * G8], sstride);
-        _tile_stored(2, &S[0][(g0 + 2) * G8], sstride);
-        _tile_stored(3, &S[0][(g0 + 3) * G8], sstride);
+        _tile_stored(0, &S[0][(g0 + 0) * 16], sstride);
+        _tile_stored(1, &S[0][(g0 + 1) * 16], sstride);
+        _tile_stored(2, &S[0][(g0 + 2) * 16], sstride);
+        _tile_stored(3, &S[0][(g0 + 3) * 16], sstride);
     }
     _tile_release();
 }
@@ -780,7 +799,8 @@ void campq_encode(const float *packed, const float *norms, int dim, int num_subs
 {
 #if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AVX2
     if (isa >= HARNESS_ISA_AVX2 && dim / num_subspaces + 1 <= 4096) {
-        struct i8book bk = {qpack, scale, t64, norms, bx, bq, codebook, wq};
+        struct i8book bk = {qpack, scale, t64, norms, bx, bq, codebook, wq,
+                            kpack_for(num_centroids, isa >= HARNESS_ISA_AVX512 ? 16 : 8)};
         dots_fn dots = block_dots_avx2;
 #if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AVX512
         if (isa >= HARNESS_ISA_AVX512)

@@ -15,7 +15,8 @@ void campq_encode(const float *packed, const float *norms, int dim, int num_subs
                   const float *codebook, int wq, const int8_t *qpack, const float *scale,
                   const int32_t *t64, const float *bx, const float *bq);
 void campq_prepare_i8(const float *codebook, int dim, int num_subspaces, int num_centroids,
-                      int wq, int8_t *qpack, float *scale, int32_t *t64, float *bx, float *bq);
+                      int wq, int qmax, int group, int8_t *qpack, float *scale, int32_t *t64,
+                      float *bx, float *bq);
 """
 ffi, lib = load_kernel_lib(__file__, CDEF)
 
@@ -45,7 +46,10 @@ class CamPqEncoder:
         # exact re-check (see kernels.c).
         self.codebook = codebook.copy()
         self.wq = ((dim + num_subspaces - 1) // num_subspaces + 3) // 4 * 4
-        self.qpack = np.empty(num_subspaces * kp * self.wq, np.int8)
+        # AVX2: centroids in [-63, 63], 8 per packed group; VNNI and AMX: [-127, 127], 16
+        # per group, padded to a multiple of 64 (see kernels.c)
+        qmax, group = (127, 16) if self.isa >= ISA_LEVELS["avx512"] else (63, 8)
+        self.qpack = np.empty(num_subspaces * ((self.k + 63) // 64 * 64) * self.wq, np.int8)
         self.scale = np.empty((num_subspaces, kp), np.float32)
         self.t64 = np.empty((num_subspaces, kp), np.int32)
         self.bx = np.empty((num_subspaces, kp), np.float32)
@@ -56,7 +60,8 @@ class CamPqEncoder:
                     pointer(ffi, self.t64, "int32", self.t64.shape, "t64"),
                     pointer(ffi, self.bx, "float32", self.bx.shape, "bx"),
                     pointer(ffi, self.bq, "float32", self.bq.shape, "bq"))
-        lib.campq_prepare_i8(self._i8[0], dim, num_subspaces, self.k, self.wq, *self._i8[2:])
+        lib.campq_prepare_i8(self._i8[0], dim, num_subspaces, self.k, self.wq, qmax, group,
+                             *self._i8[2:])
 
     def encode(self, rows, out):
         n = len(rows)
