@@ -675,31 +675,6 @@ HARNESS_TARGET_AVX512 static float quantize_512(const float *x, int w, int wq, u
     return a;
 }
 
-/* encode_i8 with the AVX-512 quantization and select. */
-HARNESS_TARGET_AVX512 static void encode_512(const struct i8book *bk, int dim, int num_subspaces,
-                                             int num_centroids, const float *rows, int n,
-                                             uint8_t *out, dots_fn dots)
-{
-    int kp = padded(num_centroids), quads = bk->wq / 4;
-    uint8_t qx[RB][4096 + 64] __attribute__((aligned(64)));
-    int32_t S[RB][256 + KB] __attribute__((aligned(64)));
-    float dp[256 + KB] __attribute__((aligned(64))), a[RB], xqn[RB], exn[RB];
-    for (int i0 = 0; i0 < n; i0 += RB) {
-        int rn = n - i0 < RB ? n - i0 : RB;
-        for (int s = 0; s < num_subspaces; s++) {
-            int lo = s * dim / num_subspaces, hi = (s + 1) * dim / num_subspaces, w = hi - lo;
-            const int8_t *qp = bk->qpack + qpack_base(s, bk->kpack, bk->wq);
-            prefetch_block(rows, dim, num_subspaces, n, i0 + rn, s, (long)kp * bk->wq);
-            for (int r = 0; r < rn; r++)
-                a[r] = quantize_512(rows + (long)(i0 + r) * dim + lo, w, bk->wq, qx[r], &xqn[r], &exn[r]);
-            dots(qx, rn, qp, kp, quads, S);
-            for (int r = 0; r < rn; r++)
-                out[(long)(i0 + r) * num_subspaces + s] = (uint8_t)select_512(
-                    rows + (long)(i0 + r) * dim + lo, lo, w, dim, s, kp, num_centroids, bk, a[r],
-                    xqn[r], exn[r], S[r], dp);
-        }
-    }
-}
 
 HARNESS_TARGET_AVX512 static void block_dots_vnni(uint8_t (*qx)[4096 + 64], int rn, const int8_t *qp,
                                                   int kp, int quads, int32_t (*S)[256 + KB])
@@ -762,10 +737,10 @@ HARNESS_TARGET_AMX static void block_dots_amx(uint8_t (*qx)[4096 + 64], int rn, 
                                               int kp, int quads, int32_t (*S)[256 + KB])
 {
     (void)rn;                   /* rows past rn hold stale bytes; their sums are never read */
+    /* the tiles are configured by encode_512, once per call (amx_config) */
     int full = quads / 16 * 16, tail = quads - full;
     const int8_t *p = qp;
     const long qstride = sizeof qx[0], sstride = sizeof S[0];
-    amx_config(tail);
     for (int g0 = 0; g0 < (kp + 63) / 64 * 4; g0 += 4) {
         _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
         for (int t = 0; t < full; t += 16) {
@@ -783,12 +758,76 @@ HARNESS_TARGET_AMX static void block_dots_amx(uint8_t (*qx)[4096 + 64], int rn, 
         _tile_stored(2, &S[0][(g0 + 2) * 16], sstride);
         _tile_stored(3, &S[0][(g0 + 3) * 16], sstride);
     }
+}
+
+/* The tile unit powers down when it idles for some microseconds, and wakes up
+ * slowly: with the AVX-512 work of a block between two bursts of dots, the dots
+ * ran at a third of their speed. One tdpbusd into a C tile whose sums are already
+ * stored (the next burst zeroes it) every few hundred cycles keeps it awake. */
+HARNESS_TARGET_AMX static void amx_keep_awake(void)
+{
+    _tile_dpbusd(0, 4, 5);
+}
+
+HARNESS_TARGET_AMX static void amx_release(void)
+{
     _tile_release();
 }
 
 #undef AMX_GROUP
 
 #endif /* HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AMX */
+
+#if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AVX512
+
+/* ------------------------------------------------------------ AVX-512 and AMX encode
+ *
+ * encode_i8 with the AVX-512 quantization and select, and the VNNI or the AMX dots.
+ * With AMX the tiles are configured once per call, and kept awake between bursts. */
+HARNESS_TARGET_AVX512 static void encode_512(const struct i8book *bk, int dim, int num_subspaces,
+                                             int num_centroids, const float *rows, int n,
+                                             uint8_t *out, dots_fn dots, int amx)
+{
+    int kp = padded(num_centroids), quads = bk->wq / 4;
+#if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AMX
+    if (amx)
+        amx_config(quads % 16);
+#endif
+    uint8_t qx[RB][4096 + 64] __attribute__((aligned(64)));
+    int32_t S[RB][256 + KB] __attribute__((aligned(64)));
+    float dp[256 + KB] __attribute__((aligned(64))), a[RB], xqn[RB], exn[RB];
+    for (int i0 = 0; i0 < n; i0 += RB) {
+        int rn = n - i0 < RB ? n - i0 : RB;
+        for (int s = 0; s < num_subspaces; s++) {
+            int lo = s * dim / num_subspaces, hi = (s + 1) * dim / num_subspaces, w = hi - lo;
+            const int8_t *qp = bk->qpack + qpack_base(s, bk->kpack, bk->wq);
+            prefetch_block(rows, dim, num_subspaces, n, i0 + rn, s, (long)kp * bk->wq);
+            for (int r = 0; r < rn; r++) {
+                a[r] = quantize_512(rows + (long)(i0 + r) * dim + lo, w, bk->wq, qx[r], &xqn[r], &exn[r]);
+#if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AMX
+                if (amx)
+                    amx_keep_awake();
+#endif
+            }
+            dots(qx, rn, qp, kp, quads, S);
+            for (int r = 0; r < rn; r++) {
+                out[(long)(i0 + r) * num_subspaces + s] = (uint8_t)select_512(
+                    rows + (long)(i0 + r) * dim + lo, lo, w, dim, s, kp, num_centroids, bk, a[r],
+                    xqn[r], exn[r], S[r], dp);
+#if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AMX
+                if (amx)
+                    amx_keep_awake();
+#endif
+            }
+        }
+    }
+#if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AMX
+    if (amx)
+        amx_release();
+#endif
+}
+
+#endif /* HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AVX512 */
 
 /* ------------------------------------------------------------ dispatch */
 
@@ -812,7 +851,8 @@ void campq_encode(const float *packed, const float *norms, int dim, int num_subs
 #endif
 #if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AVX512
         if (isa >= HARNESS_ISA_AVX512) {
-            encode_512(&bk, dim, num_subspaces, num_centroids, rows, n, out, dots);
+            encode_512(&bk, dim, num_subspaces, num_centroids, rows, n, out, dots,
+                       isa >= HARNESS_ISA_AMX);
             return;
         }
 #endif
