@@ -517,6 +517,178 @@ HARNESS_TARGET_AVX512 static void search_avx512(const float *codebook, int dim, 
 
 #undef NZ
 
+/* ------------------------------------------------------------ one query at a time (AVX-512)
+ *
+ * A 16-lane gather looks up 16 sub-vectors of one row in one instruction,
+ * where the AVX2 scan issues a code load and a table load per lookup: M = 16
+ * is one gather per row, M = 96 six (from the byte bound table, in L1). Rows
+ * go 16 at a time, so their 16 vectors of partial sums fold into one vector
+ * of 16 row sums and the k-th-best test is one compare per 16 rows. Sub-vector
+ * counts that are not a multiple of 16 keep the AVX2 scan.
+ */
+#define GB 16   /* rows per block: one vector of row sums */
+
+/* v[r] holds row r's partial sums; the result's lane r is row r's sum. Four
+ * rounds of cross-lane shuffles and adds, each halving the vectors in play. */
+HARNESS_TARGET_AVX512 static inline __m512 sum_rows_512(const __m512 *v)
+{
+    __m512 w[8], x[4], y[2];
+    for (int i = 0; i < 8; i++)
+        w[i] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0x44),
+                             _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0xEE));
+    for (int i = 0; i < 4; i++)
+        x[i] = _mm512_add_ps(_mm512_shuffle_f32x4(w[2 * i], w[2 * i + 1], 0x88),
+                             _mm512_shuffle_f32x4(w[2 * i], w[2 * i + 1], 0xDD));
+    for (int i = 0; i < 2; i++) {
+        __m512d a = _mm512_castps_pd(x[2 * i]), b = _mm512_castps_pd(x[2 * i + 1]);
+        y[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(a, b)),
+                             _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
+    }
+    __m512 z = _mm512_add_ps(_mm512_shuffle_ps(y[0], y[1], 0x88), _mm512_shuffle_ps(y[0], y[1], 0xDD));
+    /* z's lane 4b + j holds row 4j + b: transpose the 4 x 4 back to row order */
+    const __m512i rows = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+    return _mm512_permutexvar_ps(rows, z);
+}
+
+/* Table offsets of sub-vectors 0..15 for one row's 16 code bytes. */
+HARNESS_TARGET_AVX512 static inline __m512i lookup_index(const uint8_t *code, __m512i offs)
+{
+    return _mm512_add_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)code)), offs);
+}
+
+HARNESS_TARGET_AVX512 static inline __attribute__((always_inline)) void scan_gather_fp32_body(
+    const float *t, int msub, int kcp, const uint8_t *codes, int n, int k, uint32_t *ids,
+    float *dists)
+{
+    for (int i = 0; i < k; i++) {
+        dists[i] = INFINITY;
+        ids[i] = UINT32_MAX;
+    }
+    const __m512i offs = _mm512_mullo_epi32(
+        _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32(kcp));
+    int j = 0;
+    for (; j + GB <= n; j += GB) {
+        __m512 v[GB];
+        for (int r = 0; r < GB; r++) {
+            const uint8_t *code = codes + (long)(j + r) * msub;
+            __m512 acc = _mm512_i32gather_ps(lookup_index(code, offs), t, 4);
+            for (int m = 16; m < msub; m += 16)
+                acc = _mm512_add_ps(acc, _mm512_i32gather_ps(lookup_index(code + m, offs),
+                                                             t + (long)m * kcp, 4));
+            v[r] = acc;
+        }
+        __m512 s = sum_rows_512(v);
+        __mmask16 hit = _mm512_cmp_ps_mask(s, _mm512_set1_ps(dists[k - 1]), _CMP_LT_OQ);
+        if (__builtin_expect(!hit, 1))
+            continue;
+        float sv[GB];
+        _mm512_storeu_ps(sv, s);
+        while (hit) {
+            int r = __builtin_ctz(hit);
+            hit &= hit - 1;
+            topk_insert(dists, ids, k, sv[r], (uint32_t)(j + r));
+        }
+    }
+    for (; j < n; j++) {
+        const uint8_t *code = codes + (long)j * msub;
+        float s = 0.0f;
+        for (int m = 0; m < msub; m++)
+            s += t[(long)m * kcp + code[m]];
+        topk_insert(dists, ids, k, s, (uint32_t)j);
+    }
+}
+
+HARNESS_TARGET_AVX512 static void scan_gather_fp32(const float *t, int msub, int kcp,
+                                                   const uint8_t *codes, int n, int k,
+                                                   uint32_t *ids, float *dists)
+{
+    if (msub == 16 && kcp == 256)
+        scan_gather_fp32_body(t, 16, 256, codes, n, k, ids, dists);
+    else
+        scan_gather_fp32_body(t, msub, kcp, codes, n, k, ids, dists);
+}
+
+/* The byte bound table through dword gathers at byte offsets (scale 1; the
+ * mask keeps the addressed byte): byte sums stay below 2^24, so they add
+ * exactly as floats and share the row-sum fold. */
+HARNESS_TARGET_AVX512 static inline __attribute__((always_inline)) void scan_gather_bound_body(
+    const float *t, const uint8_t *q8, int msub, int kcp, const uint8_t *codes, int n, int k,
+    uint32_t *ids, float *dists, double base, double step)
+{
+    for (int i = 0; i < k; i++) {
+        dists[i] = INFINITY;
+        ids[i] = UINT32_MAX;
+    }
+    const __m512i offs = _mm512_mullo_epi32(
+        _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32(kcp));
+    const __m512i low = _mm512_set1_epi32(0xFF);
+    uint32_t limit = UINT32_MAX;
+    int j = 0;
+    for (; j + GB <= n; j += GB) {
+        __m512 v[GB];
+        for (int r = 0; r < GB; r++) {
+            const uint8_t *code = codes + (long)(j + r) * msub;
+            __m512i acc = _mm512_and_si512(_mm512_i32gather_epi32(lookup_index(code, offs), q8, 1), low);
+            for (int m = 16; m < msub; m += 16)
+                acc = _mm512_add_epi32(acc, _mm512_and_si512(_mm512_i32gather_epi32(
+                    lookup_index(code + m, offs), q8 + (long)m * kcp, 1), low));
+            v[r] = _mm512_cvtepi32_ps(acc);
+        }
+        __m512 s = sum_rows_512(v);
+        float lim = limit >= (1u << 24) ? (float)(1u << 24) : (float)limit;
+        __mmask16 hit = _mm512_cmp_ps_mask(s, _mm512_set1_ps(lim), _CMP_LE_OQ);
+        if (__builtin_expect(!hit, 1))
+            continue;
+        while (hit) {
+            int r = __builtin_ctz(hit);
+            hit &= hit - 1;
+            limit = recheck(t, msub, kcp, codes + (long)(j + r) * msub, (uint32_t)(j + r), k, ids,
+                            dists, base, step, limit);
+        }
+    }
+    for (; j < n; j++) {
+        const uint8_t *code = codes + (long)j * msub;
+        uint32_t a = 0;
+        for (int m = 0; m < msub; m++)
+            a += q8[(long)m * kcp + code[m]];
+        if (a <= limit)
+            limit = recheck(t, msub, kcp, code, (uint32_t)j, k, ids, dists, base, step, limit);
+    }
+}
+
+HARNESS_TARGET_AVX512 static void scan_gather_bound(const float *t, const uint8_t *q8, int msub,
+                                                    int kcp, const uint8_t *codes, int n, int k,
+                                                    uint32_t *ids, float *dists, double base,
+                                                    double step)
+{
+    if (msub == 96 && kcp == 256)
+        scan_gather_bound_body(t, q8, 96, 256, codes, n, k, ids, dists, base, step);
+    else
+        scan_gather_bound_body(t, q8, msub, kcp, codes, n, k, ids, dists, base, step);
+}
+
+/* As search_one, with the gather scans; msub must be a multiple of 16. The
+ * byte table's last gathers read 3 bytes past it, inside the scratch. */
+HARNESS_TARGET_AVX512 static void search_one_512(const float *cbt, int dim, int msub, int kc,
+                                                 const float *query, const uint8_t *codes, int n,
+                                                 int k, uint32_t *ids, float *dists,
+                                                 float *scratch)
+{
+    int kcp = (kc + 31) & ~31;
+    float *t = scratch, *lo = t + (long)msub * kcp;
+    uint8_t *q8 = (uint8_t *)(lo + msub);
+    double base, step;
+    table_one(cbt, dim, msub, kcp, query, t);
+    if ((long)msub * kcp * sizeof(float) <= L1_BYTES) {
+        scan_gather_fp32(t, msub, kcp, codes, n, k, ids, dists);
+        return;
+    }
+    bound_table(t, msub, kc, kcp, lo, q8, &base, &step);
+    scan_gather_bound(t, q8, msub, kcp, codes, n, k, ids, dists, base, step);
+}
+
+#undef GB
+
 #endif /* HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AVX512 */
 
 /* ------------------------------------------------------------ dispatch */
@@ -563,6 +735,14 @@ void pq_search(const float *codebook, int dim, int num_sub_vectors, int num_cent
                     out_ids, out_dists, t16);
         return;
     }
+#if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AVX512
+    if (isa >= HARNESS_ISA_AVX512 && num_sub_vectors % 16 == 0) {
+        for (int q = 0; q < nq; q++)
+            search_one_512(cbt, dim, num_sub_vectors, num_centroids, queries + (long)q * dim,
+                           codes, n, k, out_ids + (long)q * k, out_dists + (long)q * k, tables);
+        return;
+    }
+#endif
     if (isa >= HARNESS_ISA_AVX2) {
         for (int q = 0; q < nq; q++)
             search_one(cbt, dim, num_sub_vectors, num_centroids, queries + (long)q * dim, codes,
