@@ -608,6 +608,23 @@ HARNESS_TARGET_AVX512 static void scan_gather_fp32(const float *t, int msub, int
         scan_gather_fp32_body(t, msub, kcp, codes, n, k, ids, dists);
 }
 
+/* recheck with gathers: a row's exact float distance in M / 16 gathers from
+ * the float table, where the scalar re-check pays M dependent adds. */
+HARNESS_TARGET_AVX512 static __attribute__((noinline)) uint32_t recheck_512(
+    const float *t, int msub, int kcp, const uint8_t *code, uint32_t id, int k, uint32_t *ids,
+    float *dists, double base, double step, uint32_t limit, __m512i offs)
+{
+    __m512 acc = _mm512_i32gather_ps(lookup_index(code, offs), t, 4);
+    for (int m = 16; m < msub; m += 16)
+        acc = _mm512_add_ps(acc, _mm512_i32gather_ps(lookup_index(code + m, offs),
+                                                     t + (long)m * kcp, 4));
+    float s = _mm512_reduce_add_ps(acc);
+    if (!(s < dists[k - 1]))
+        return limit;
+    topk_insert(dists, ids, k, s, id);
+    return bound_limit(dists[k - 1], base, step);
+}
+
 /* The byte bound table through dword gathers at byte offsets (scale 1; the
  * mask keeps the addressed byte): byte sums stay below 2^24, so they add
  * exactly as floats and share the row-sum fold. */
@@ -642,8 +659,8 @@ HARNESS_TARGET_AVX512 static inline __attribute__((always_inline)) void scan_gat
         while (hit) {
             int r = __builtin_ctz(hit);
             hit &= hit - 1;
-            limit = recheck(t, msub, kcp, codes + (long)(j + r) * msub, (uint32_t)(j + r), k, ids,
-                            dists, base, step, limit);
+            limit = recheck_512(t, msub, kcp, codes + (long)(j + r) * msub, (uint32_t)(j + r), k,
+                                ids, dists, base, step, limit, offs);
         }
     }
     for (; j < n; j++) {
