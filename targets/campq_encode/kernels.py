@@ -23,6 +23,18 @@ ffi, lib = load_kernel_lib(__file__, CDEF)
 ISA_LEVELS = {"scalar": 0, "avx2": 1, "avx512": 2, "amx": 3}
 
 
+def aligned(shape, dtype, align=64):
+    """An empty array whose data starts on a cache line. numpy's own buffers start
+    wherever malloc puts them (16-byte steps), so a tile or zmm load of the packing
+    would split lines in some processes and not in others: a speed that depends on
+    the process, not on the kernel."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    raw = np.empty(nbytes + align, np.uint8)
+    start = -int(ffi.cast("uintptr_t", ffi.from_buffer(raw))) % align
+    return raw[start:start + nbytes].view(dtype).reshape(shape)
+
+
 class CamPqEncoder:
     def __init__(self, dim, num_subspaces, codebook, isa):
         if not 0 < num_subspaces <= dim:
@@ -36,24 +48,25 @@ class CamPqEncoder:
         self.dim, self.s, self.isa = dim, num_subspaces, ISA_LEVELS[isa]
         cb = pointer(ffi, codebook, "float32", (self.k, dim), "codebook")
         kp = (self.k + 31) // 32 * 32          # kernels.c pads K to its block size
-        self.packed = np.empty((kp, dim), np.float32)
-        self.norms = np.empty((num_subspaces, kp), np.float32)
+        self.packed = aligned((kp, dim), np.float32)
+        self.norms = aligned((num_subspaces, kp), np.float32)
         self._packed = pointer(ffi, self.packed, "float32", self.packed.shape, "packed")
         self._norms = pointer(ffi, self.norms, "float32", self.norms.shape, "norms")
         lib.campq_prepare(cb, dim, num_subspaces, self.k, self._packed, self._norms)
         # The int8 first pass: packed centroids, their scales and offset sums, the
         # factors of their error bounds, and the float32 codebook itself for the
         # exact re-check (see kernels.c).
-        self.codebook = codebook.copy()
+        self.codebook = aligned(codebook.shape, np.float32)
+        self.codebook[...] = codebook
         self.wq = ((dim + num_subspaces - 1) // num_subspaces + 3) // 4 * 4
         # AVX2: centroids in [-63, 63], 8 per packed group; VNNI and AMX: [-127, 127], 16
         # per group, padded to a multiple of 64 (see kernels.c)
         qmax, group = (127, 16) if self.isa >= ISA_LEVELS["avx512"] else (63, 8)
-        self.qpack = np.empty(num_subspaces * ((self.k + 63) // 64 * 64) * self.wq, np.int8)
-        self.scale = np.empty((num_subspaces, kp), np.float32)
-        self.t64 = np.empty((num_subspaces, kp), np.int32)
-        self.bx = np.empty((num_subspaces, kp), np.float32)
-        self.bq = np.empty((num_subspaces, kp), np.float32)
+        self.qpack = aligned(num_subspaces * ((self.k + 63) // 64 * 64) * self.wq, np.int8)
+        self.scale = aligned((num_subspaces, kp), np.float32)
+        self.t64 = aligned((num_subspaces, kp), np.int32)
+        self.bx = aligned((num_subspaces, kp), np.float32)
+        self.bq = aligned((num_subspaces, kp), np.float32)
         self._i8 = (pointer(ffi, self.codebook, "float32", (self.k, dim), "codebook"), self.wq,
                     ffi.cast("int8_t *", ffi.from_buffer(self.qpack)),
                     pointer(ffi, self.scale, "float32", self.scale.shape, "scale"),
