@@ -22,6 +22,17 @@ ffi, lib = load_kernel_lib(__file__, CDEF)
 ISA_LEVELS = {"scalar": 0, "avx2": 1, "avx512": 2, "amx": 3}
 
 
+def aligned_zeros(n, dtype, align=64):
+    """A zeroed 1-D array whose data starts on a cache line. numpy's own buffers
+    start wherever malloc puts them (16-byte steps), so vector loads of the
+    centroid-major codebook and of a query's table would split lines in some
+    processes and not in others."""
+    dtype = np.dtype(dtype)
+    raw = np.zeros(n * dtype.itemsize + align, np.uint8)
+    start = -int(ffi.cast("uintptr_t", ffi.from_buffer(raw))) % align
+    return raw[start:start + n * dtype.itemsize].view(dtype)
+
+
 class PqKernel:
     def __init__(self, dim, num_sub_vectors, num_centroids, codebook, isa):
         if num_sub_vectors <= 0 or dim % num_sub_vectors:
@@ -38,13 +49,13 @@ class PqKernel:
         # Untimed preprocessing: the codebook with centroids innermost, so a
         # query's table needs no horizontal sums.
         self._kcp = (num_centroids + 31) // 32 * 32
-        self._cbt = np.zeros(dim * self._kcp, np.float32)
+        self._cbt = aligned_zeros(dim * self._kcp, np.float32)
         lib.pq_transpose_codebook(self._cb, dim, num_sub_vectors, num_centroids,
                                   pointer(ffi, self._cbt, "float32", self._cbt.shape, "cbt"))
         # One query's table and bound table, reused by every call: at M = 96
         # they pass malloc's mmap threshold, and a fresh mapping per call
         # would pay its page faults every time.
-        self._scratch = np.zeros(2 * num_sub_vectors * self._kcp + num_sub_vectors, np.float32)
+        self._scratch = aligned_zeros(2 * num_sub_vectors * self._kcp + num_sub_vectors, np.float32)
         # A batch's 32-lane tables and partial sums (about 3 MB at M = 96).
         self._batch = np.zeros(num_sub_vectors * num_centroids * 32 + 32 * dim + 32 * 1024 + 16,
                                np.float32) if self.isa else np.zeros(16, np.float32)
