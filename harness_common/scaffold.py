@@ -51,11 +51,12 @@ It runs as is (a toy kernel: the sum of squares of each row). Next:
   1. fill in the places marked TARGET:   grep -rn "TARGET:" targets/{name}
      (reference, inputs, baseline.c/.py, the plain kernels.c/.py, run_experiment's _init,
      _call, _check and floor, target.toml's shapes and numbers, tests/facts.py, program.md)
-  2. {run} --quick                   # builds, checks and times in seconds
-  3. pytest -m "not slow" -k {name}                    # the generic suites on the new target
-  4. size [budget] in target.toml from the --quick figures (README, "Adding a target")
-  5. git add targets/{name} && git commit -m "{name}: a new target"
-                                                        # the first full trial refuses uncommitted files
+  2. git add targets/{name} && git commit -m "{name}: a new target"
+                    # every trial before the baseline refuses uncommitted target files
+                    # (the ledger anchors to a commit); amend the commit as you go
+  3. {run} --quick                   # builds, checks and times in seconds
+  4. pytest -m "not slow" -k {name}                    # the generic suites on the new target
+  5. size [budget] in target.toml from the --quick figures (README, "Adding a target"), commit
   6. {run} --description "baseline"   # records the baseline
 """
 

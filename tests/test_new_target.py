@@ -68,6 +68,8 @@ def test_the_recipe_end_to_end_leaves_other_targets_alone(workspace):
     out = subprocess.run([sys.executable, "-m", "harness_common", "new-target", "demo"],
                          cwd=workspace.path, capture_output=True, text=True)
     assert out.returncode == 0 and "git add targets/demo" in out.stdout, out
+    # the printed steps in the order the harness enforces: no trial before the commit
+    assert out.stdout.index("git commit") < out.stdout.index("--quick"), out.stdout
     workspace.commit("demo: a new target")
     changed = subprocess.run(["git", "diff", "--name-only", before, "HEAD"], cwd=workspace.path,
                              capture_output=True, text=True, check=True).stdout.split()
