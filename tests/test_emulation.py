@@ -7,7 +7,10 @@
 * an emulated trial is correctness only: `isa: <level> (emulated)`, status
   `emulated`, no timing, nothing kept, quick within 60 s; a full one runs
   the whole battery and ends the same way;
-* emulated modules hold no instruction above the CPU's own level.
+* emulated modules hold no instruction above the CPU's own level;
+* every target's kernel builds emulated at every level above AVX2 even on a
+  CPU that has the level, so an intrinsic without emulation is caught on the
+  machine that kept it, not later on one that lacks the level.
 
 The batteries run in this process (the trial's own cases and checks, one
 build per target and level, cached); end-to-end trials only where the
@@ -112,6 +115,16 @@ def test_build_key_separates_native_from_emulated():
     src, cdef = b"int f(void) { return 0; }", "int f(void);"
     assert cbuild.module_name(src, cdef, native) != cbuild.module_name(src, cdef, emulated)
     assert (cbuild.emulated_flags(cbuild.flags_for(True, "amx")) is None) == (not isa.emulated("amx"))
+
+
+@pytest.mark.parametrize("level", [lv for lv in isa.LEVELS if lv not in ("scalar", "avx2")])
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_target_builds_emulated_even_where_the_cpu_has_the_level(target, level):
+    # A kernel kept on an AVX-512 machine must still build on an AVX2 one, where
+    # its upper levels are emulated: an intrinsic with no emulation breaks the
+    # battery there, so it is caught here on every machine.
+    py = ROOT / "targets" / target / "kernels.py"
+    cbuild.build(py.with_suffix(".c"), cbuild.read_cdef(py), True, level, emulate=True)
 
 
 def test_unemulated_intrinsic_is_named_with_the_fix(tmp_path):

@@ -15,7 +15,9 @@ AMX the real instructions, against the same models:
 * on a CPU with AMX the emulator is also built and compared with the real
   instructions bit for bit on the same tiles;
 * shapes the hardware refuses trap (SIGILL), in a child process;
-* shims: _mm512_reduce_add_ps in GCC's order, fp32 -> bf16 round to nearest even.
+* shims: _mm512_reduce_add_ps in GCC's order, fp32 -> bf16 round to nearest even,
+  masked integer min/max reductions, a masked byte store that leaves the
+  bytes of clear mask bits untouched.
 """
 import subprocess
 import sys
@@ -72,6 +74,21 @@ HARNESS_TARGET_AMX void tile_bad_shape(void)
 
 HARNESS_TARGET_AVX512 float reduce_add(const float *x) { return _mm512_reduce_add_ps(_mm512_loadu_ps(x)); }
 
+HARNESS_TARGET_AVX512 void mask_store_bytes(uint8_t *p, unsigned k, const uint8_t *src)
+{
+    _mm_mask_storeu_epi8(p, (__mmask16)k, _mm_loadu_si128((const __m128i *)src));
+}
+
+HARNESS_TARGET_AVX512 int mask_min(unsigned k, const int32_t *x)
+{
+    return _mm512_mask_reduce_min_epi32((__mmask16)k, _mm512_loadu_si512(x));
+}
+
+HARNESS_TARGET_AVX512 int mask_max(unsigned k, const int32_t *x)
+{
+    return _mm512_mask_reduce_max_epi32((__mmask16)k, _mm512_loadu_si512(x));
+}
+
 HARNESS_TARGET_AMX void to_bf16(const float *x, uint16_t *out)
 {
     __m256bh h = _mm512_cvtneps_pbh(_mm512_loadu_ps(x));
@@ -83,6 +100,9 @@ int tile_dp(int kind, const void *a, const void *b, void *c, int m, int k, int n
 void tile_bad_shape(void);
 float reduce_add(const float *x);
 void to_bf16(const float *x, uint16_t *out);
+void mask_store_bytes(uint8_t *p, unsigned k, const uint8_t *src);
+int mask_min(unsigned k, const int32_t *x);
+int mask_max(unsigned k, const int32_t *x);
 """
 KINDS = {"dpbssd": (0, True, True), "dpbsud": (1, True, False),
          "dpbusd": (2, False, True), "dpbuud": (3, False, False)}
@@ -289,3 +309,24 @@ def test_fp32_to_bf16_rounds_to_nearest_even(probe):
     want = [0x3F80, 0x3F80, 0x3F82, 0x3F81, 0x3F80, 0x0000, 0x8000, 0x7F80, 0x7FC0, 0x7FC0,
             0xC049, 0x7F80, 0x3F81, 0, 0x8000, 0x0080]
     assert [hex(v) for v in out] == [hex(v) for v in want]
+
+
+@pytest.mark.parametrize("k", [0x0000, 0x0001, 0x8000, 0x00FF, 0x5A5A, 0xFFFF, 0x07FF])
+def test_masked_byte_store_writes_only_the_set_lanes(probe, k):
+    ffi, lib, _ = probe
+    src = np.arange(1, 17, dtype=np.uint8)
+    buf = np.full(16, 0xEE, np.uint8)
+    lib.mask_store_bytes(ffi.cast("uint8_t *", ffi.from_buffer(buf)), k,
+                         ffi.cast("uint8_t *", ffi.from_buffer(src)))
+    on = np.array([(k >> i) & 1 for i in range(16)], bool)
+    assert buf.tolist() == np.where(on, src, 0xEE).tolist()
+
+
+@pytest.mark.parametrize("k", [0xFFFF, 0x0001, 0x8000, 0x0F0F, 0x0000])
+def test_masked_min_and_max_take_the_identity_on_clear_lanes(probe, k):
+    ffi, lib, _ = probe
+    x = np.array([5, -7, 12, 3, 99, -100, 0, 42, 8, -1, 7, 2 ** 31 - 1, -2 ** 31, 6, 1, -3], np.int32)
+    on = np.array([(k >> i) & 1 for i in range(16)], bool)
+    xp = ffi.cast("int32_t *", ffi.from_buffer(x))
+    assert lib.mask_min(k, xp) == (int(x[on].min()) if on.any() else 2 ** 31 - 1)
+    assert lib.mask_max(k, xp) == (int(x[on].max()) if on.any() else -2 ** 31)

@@ -107,6 +107,39 @@ HARNESS_SHIM_ int harness_mm512_mask_reduce_add_epi32(__mmask16 k, __m512i a)
 #define _mm512_mask_reduce_add_epi32(k, a) harness_mm512_mask_reduce_add_epi32(k, a)
 #endif
 
+/* Integer min and max are exact in any order; masked, inactive lanes take the
+ * identity (INT32_MAX for min, INT32_MIN for max), as in GCC. */
+#define HARNESS_MIN_(x, y) ((x) < (y) ? (x) : (y))
+#define HARNESS_MAX_(x, y) ((x) > (y) ? (x) : (y))
+HARNESS_REDUCE16_(int32_t, reduce16_min_epi32, HARNESS_MIN_)
+HARNESS_REDUCE16_(int32_t, reduce16_max_epi32, HARNESS_MAX_)
+HARNESS_SHIM_ int harness_mm512_reduce_min_epi32(__m512i a) { HARNESS_LANES_(int32_t, v, a); return harness_reduce16_min_epi32(v); }
+HARNESS_SHIM_ int harness_mm512_reduce_max_epi32(__m512i a) { HARNESS_LANES_(int32_t, v, a); return harness_reduce16_max_epi32(v); }
+HARNESS_SHIM_ int harness_mm512_mask_reduce_min_epi32(__mmask16 k, __m512i a)
+{
+    HARNESS_LANES_(int32_t, v, a);
+    for (int i = 0; i < 16; i++) if (!((k >> i) & 1)) v[i] = INT32_MAX;
+    return harness_reduce16_min_epi32(v);
+}
+HARNESS_SHIM_ int harness_mm512_mask_reduce_max_epi32(__mmask16 k, __m512i a)
+{
+    HARNESS_LANES_(int32_t, v, a);
+    for (int i = 0; i < 16; i++) if (!((k >> i) & 1)) v[i] = INT32_MIN;
+    return harness_reduce16_max_epi32(v);
+}
+#ifndef _mm512_reduce_min_epi32
+#define _mm512_reduce_min_epi32(a) harness_mm512_reduce_min_epi32(a)
+#endif
+#ifndef _mm512_reduce_max_epi32
+#define _mm512_reduce_max_epi32(a) harness_mm512_reduce_max_epi32(a)
+#endif
+#ifndef _mm512_mask_reduce_min_epi32
+#define _mm512_mask_reduce_min_epi32(k, a) harness_mm512_mask_reduce_min_epi32(k, a)
+#endif
+#ifndef _mm512_mask_reduce_max_epi32
+#define _mm512_mask_reduce_max_epi32(k, a) harness_mm512_mask_reduce_max_epi32(k, a)
+#endif
+
 /* ------------------------------------------------------------ conversions */
 
 #define HARNESS_CVT_(name, in_t, from, out_vt, to, n) \
@@ -274,6 +307,19 @@ HARNESS_SHIM_ __m512i harness_mm512_i32gather_epi32(__m512i idx, const void *bas
 #endif
 #ifndef _mm256_or_epi32
 #define _mm256_or_epi32(a, b) _mm256_or_si256((a), (b))
+#endif
+
+/* AVX-512VL+BW masked byte store: only the bytes of set mask bits are written
+ * (the others are not touched, as the instruction's fault suppression allows
+ * a mask that stops at the end of a buffer). */
+HARNESS_SHIM_ void harness_mm_mask_storeu_epi8(void *p, __mmask16 k, __m128i a)
+{
+    HARNESS_LANES_(uint8_t, v, a);
+    for (int i = 0; i < 16; i++)
+        if ((k >> i) & 1) ((uint8_t *)p)[i] = v[i];
+}
+#ifndef _mm_mask_storeu_epi8
+#define _mm_mask_storeu_epi8(p, k, a) harness_mm_mask_storeu_epi8((p), (k), (a))
 #endif
 #ifndef _mm256_xor_epi32
 #define _mm256_xor_epi32(a, b) _mm256_xor_si256((a), (b))
