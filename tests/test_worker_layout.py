@@ -6,15 +6,21 @@ read 0.93 to 1.08 per combo against itself, the same way every trial. The superv
 sends block sizes from its secret source with each construction; the blocks come first, so
 the kernel's arrays land somewhere new each time.
 
-Each case runs in a fresh process with the worker's own malloc settings, as a worker does:
-the test process's heap, shaped by whatever tests ran before, is not a worker's.
+Each case runs in a fresh process with the worker's own malloc settings and environment,
+as a worker does: the test process's heap, shaped by whatever tests ran before, is not a
+worker's, and neither is one shaped by the test runner's environment.
 """
 import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
+
+from harness_common import sandbox
+
+ROOT = Path(__file__).resolve().parent.parent
 
 SCRIPT = textwrap.dedent("""
     import json, sys
@@ -43,7 +49,7 @@ SCRIPT = textwrap.dedent("""
 def _page_offsets(pads):
     """The kernel's array's offset within its page, constructed after each pad in turn."""
     out = subprocess.run([sys.executable, "-c", SCRIPT, json.dumps(pads)], capture_output=True,
-                         text=True, check=True, timeout=120)
+                         text=True, check=True, timeout=120, env=sandbox.WORKER_ENV, cwd=ROOT)
     return json.loads(out.stdout)
 
 
