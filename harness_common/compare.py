@@ -16,6 +16,8 @@ import gc
 import importlib
 import importlib.util
 import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -55,13 +57,59 @@ def _rivals(spec, out):
             out(f"compare needs {spec.RIVALS_NEED}: pip install -e '.[compare]' ({exc})")
             return None
         return spec.rivals, versions
+    blas = _choose_faiss_blas() if "faiss" not in sys.modules else "OpenBLAS as already loaded"
     try:
         import faiss
     except ImportError:
         out("compare needs FAISS: pip install -e '.[compare]' (faiss-cpu from PyPI)")
         return None
     faiss.omp_set_num_threads(1)
-    return (lambda combo: {"faiss": spec.faiss_runner(combo, faiss)}), f"FAISS {faiss.__version__} (1 thread)"
+    return ((lambda combo: {"faiss": spec.faiss_runner(combo, faiss)}),
+            f"FAISS {faiss.__version__} (1 thread, {blas})")
+
+
+# FAISS encodes through BLAS (sgemm per subspace), and faiss-cpu wheels bundle
+# their own OpenBLAS, which picks its kernels from the CPU model when it loads.
+# A model newer than that OpenBLAS (Intel family 6 model 207 against the 0.3.15
+# in faiss-cpu 1.15.1) falls back to its generic SSE3 kernels ("Prescott"), and
+# FAISS runs 4x slower than it does on that CPU with the right kernels: a
+# speedup against a handicapped rival. compare asks a fresh process which
+# kernels FAISS's OpenBLAS chose and, where it fell back, names the best family
+# the CPU supports before FAISS is loaded here. A user's own OPENBLAS_CORETYPE wins.
+_GENERIC_CORES = {"prescott", "core2", "penryn", "dunnington", "nehalem", "atom", "unknown", ""}
+_CORE_PROBE = """
+import ctypes, faiss
+path = next(line.split()[-1] for line in open('/proc/self/maps') if 'openblas' in line)
+lib = ctypes.CDLL(path)
+lib.openblas_get_corename.restype = ctypes.c_char_p
+print(lib.openblas_get_corename().decode())
+"""
+
+
+def _faiss_blas_core():
+    """The kernel family FAISS's OpenBLAS picks on this CPU ('' if it cannot be told)."""
+    try:
+        done = subprocess.run([sys.executable, "-c", _CORE_PROBE], capture_output=True, text=True,
+                              timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def _choose_faiss_blas(flags=None):
+    """Set OPENBLAS_CORETYPE for FAISS where its OpenBLAS would run generic kernels; returns a note."""
+    if os.environ.get("OPENBLAS_CORETYPE"):
+        return f"OpenBLAS {os.environ['OPENBLAS_CORETYPE']} kernels, from OPENBLAS_CORETYPE"
+    core = _faiss_blas_core()
+    if core.lower() not in _GENERIC_CORES:
+        return f"OpenBLAS {core} kernels"
+    flags = isa.cpu_flags() if flags is None else flags
+    best = ("SkylakeX" if {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= flags
+            else "Haswell" if {"avx2", "fma"} <= flags else None)
+    if best is None:
+        return f"OpenBLAS {core or 'unknown'} kernels"
+    os.environ["OPENBLAS_CORETYPE"] = best
+    return f"OpenBLAS {best} kernels: it took this CPU for {core or 'an unknown one'}"
 
 
 def compare(target, kernel="current", rounds=20, seed=1, out=print):
