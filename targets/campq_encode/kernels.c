@@ -760,15 +760,6 @@ HARNESS_TARGET_AMX static void block_dots_amx(uint8_t (*qx)[4096 + 64], int rn, 
     }
 }
 
-/* The tile unit powers down when it idles for some microseconds, and wakes up
- * slowly: with the AVX-512 work of a block between two bursts of dots, the dots
- * ran at a third of their speed. One tdpbusd into a C tile whose sums are already
- * stored (the next burst zeroes it) every few hundred cycles keeps it awake. */
-HARNESS_TARGET_AMX static void amx_keep_awake(void)
-{
-    _tile_dpbusd(0, 4, 5);
-}
-
 HARNESS_TARGET_AMX static void amx_release(void)
 {
     _tile_release();
@@ -783,7 +774,10 @@ HARNESS_TARGET_AMX static void amx_release(void)
 /* ------------------------------------------------------------ AVX-512 and AMX encode
  *
  * encode_i8 with the AVX-512 quantization and select, and the VNNI or the AMX dots.
- * With AMX the tiles are configured once per call, and kept awake between bursts. */
+ * With AMX the tiles are configured once per call. (A tdpbusd per row between the
+ * bursts of dots, to keep the tile unit from powering down, cost more than it saved
+ * on Intel family 6 model 207: each one waits on the last, and the AVX-512 work
+ * around it slowed by half.) */
 /* Subspaces outside, row blocks inside: one subspace's share of the codebook (its
  * int8 packing and its float32 slices for the re-check: 640 KB at dim 3072) stays in
  * L2 while every row passes, so the re-check's slices come from L2, not from L3. The
@@ -818,20 +812,12 @@ HARNESS_TARGET_AVX512 static void encode_512(const struct i8book *bk, int dim, i
             prefetch_slices(rows, dim, n, i0 + RB, lo, w);
             for (int r = 0; r < rn; r++) {
                 a[r] = quantize_512(rows + (long)(i0 + r) * dim + lo, w, bk->wq, qx[r], &xqn[r], &exn[r]);
-#if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AMX
-                if (amx)
-                    amx_keep_awake();
-#endif
             }
             dots(qx, rn, qp, kp, quads, S);
             for (int r = 0; r < rn; r++) {
                 out[(long)(i0 + r) * num_subspaces + s] = (uint8_t)select_512(
                     rows + (long)(i0 + r) * dim + lo, lo, w, dim, s, kp, num_centroids, bk, a[r],
                     xqn[r], exn[r], S[r], dp);
-#if HARNESS_ISA_MAX >= HARNESS_ISA_LEVEL_AMX
-                if (amx)
-                    amx_keep_awake();
-#endif
             }
         }
     }
