@@ -613,27 +613,42 @@ HARNESS_TARGET_AVX512 static int select_512(const float *x, int lo, int w, int d
         near_k = _mm512_mask_mov_epi32(near_k, closer, lane);
         lane = _mm512_add_epi32(lane, sixteen);
     }
-    float fd = _mm512_reduce_min_ps(near);
-    int first = _mm512_mask_reduce_min_epi32(_mm512_cmp_ps_mask(near, _mm512_set1_ps(fd), _CMP_EQ_OQ),
-                                             near_k);
+    /* the estimate-nearest: any lane holding the smallest estimate will do (it only
+     * sets the threshold; the exact comparison below breaks ties by index) */
+    int32_t nk[16] __attribute__((aligned(64)));
+    _mm512_store_si512((void *)nk, near_k);
+    int first = nk[__builtin_ctz(_mm512_cmp_ps_mask(near, _mm512_set1_ps(_mm512_reduce_min_ps(near)),
+                                                    _CMP_EQ_OQ))];
     float best = c2[first] - 2.0f * dot_f32_512(x, bk->codebook + (long)first * dim + lo, w);
     int best_k = first;
+    /* Every other candidate's bit in one 256-bit mask, built without a branch: most
+     * selections have none, and a branch per vector on where the candidates fall
+     * mispredicts once or twice a selection, discarding the work the core had
+     * started on the next row. */
     __m512 vthr = _mm512_set1_ps(best);
-    for (int k = 0; k < num_centroids; k += 16) {
-        unsigned mask = _mm512_cmp_ps_mask(_mm512_loadu_ps(dp + k), vthr, _CMP_LE_OQ);
-        if (num_centroids - k < 16)
-            mask &= (1u << (num_centroids - k)) - 1;
-        while (mask) {                     /* candidates in increasing index order */
-            int kk = k + __builtin_ctz(mask);
-            mask &= mask - 1;
-            if (kk == first)
-                continue;
-            float d = c2[kk] - 2.0f * dot_f32_512(x, bk->codebook + (long)kk * dim + lo, w);
-            if (d < best || (d == best && kk < best_k)) {  /* the lowest index wins ties */
-                best = d;
-                best_k = kk;
-            }
+    uint64_t bits[4];
+    for (int q = 0; q < 4; q++) {          /* unrolled: the words stay in registers */
+        uint64_t m = 0;
+        for (int t = 0; t < 4; t++) {
+            int k = q * 64 + t * 16, left = num_centroids - k;
+            if (k >= kp)
+                break;
+            unsigned valid = left >= 16 ? 0xffffu : (left > 0 ? (1u << left) - 1 : 0u);
+            valid &= (unsigned)(first - k) < 16 ? ~(1u << (first - k)) : ~0u;   /* not first again */
+            m |= (uint64_t)_mm512_mask_cmp_ps_mask((__mmask16)valid, _mm512_loadu_ps(dp + k), vthr,
+                                                   _CMP_LE_OQ) << (16 * t);
         }
+        bits[q] = m;
+    }
+    if (bits[0] | bits[1] | bits[2] | bits[3]) {
+        for (int q = 0; q < 4; q++)
+            for (uint64_t m = bits[q]; m; m &= m - 1) {   /* in increasing index order */
+                int kk = q * 64 + __builtin_ctzll(m);
+                float d = c2[kk] - 2.0f * dot_f32_512(x, bk->codebook + (long)kk * dim + lo, w);
+                int better = d < best || (d == best && kk < best_k);   /* lowest index wins ties */
+                best = better ? d : best;
+                best_k = better ? kk : best_k;
+            }
     }
     return best_k;
 }
