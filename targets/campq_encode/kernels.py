@@ -58,7 +58,10 @@ class CamPqEncoder:
         # exact re-check (see kernels.c).
         self.codebook = aligned(codebook.shape, np.float32)
         self.codebook[...] = codebook
-        self.wq = ((dim + num_subspaces - 1) // num_subspaces + 3) // 4 * 4
+        # columns per subspace in the packing: whole quads, and for AMX whole 16-quad
+        # tile spans (zeros past the slice add nothing)
+        span = 64 if self.isa == ISA_LEVELS["amx"] else 4
+        self.wq = ((dim + num_subspaces - 1) // num_subspaces + span - 1) // span * span
         # AVX2: centroids in [-63, 63], 8 per packed group; VNNI and AMX: [-127, 127], 16
         # per group, padded to a multiple of 64 (see kernels.c)
         qmax, group = (127, 16) if self.isa >= ISA_LEVELS["avx512"] else (63, 8)
