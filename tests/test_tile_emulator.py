@@ -17,7 +17,8 @@ AMX the real instructions, against the same models:
 * shapes the hardware refuses trap (SIGILL), in a child process;
 * shims: _mm512_reduce_add_ps in GCC's order, fp32 -> bf16 round to nearest even,
   masked integer min/max reductions, a masked byte store that leaves the
-  bytes of clear mask bits untouched.
+  bytes of clear mask bits untouched, a masked compare; the AVX-512 ones built
+  both natively (where the CPU has it) and emulated, on every machine.
 """
 import subprocess
 import sys
@@ -72,6 +73,26 @@ HARNESS_TARGET_AMX void tile_bad_shape(void)
     _tile_dpbssd(0, 1, 2);
 }
 
+HARNESS_TARGET_AMX void to_bf16(const float *x, uint16_t *out)
+{
+    __m256bh h = _mm512_cvtneps_pbh(_mm512_loadu_ps(x));
+    memcpy(out, &h, 32);
+}
+"""
+CDEF = """
+int tile_dp(int kind, const void *a, const void *b, void *c, int m, int k, int n);
+void tile_bad_shape(void);
+void to_bf16(const float *x, uint16_t *out);
+"""
+# The AVX-512 shims alone, built at the avx512 level: emulated, every AVX-512
+# intrinsic comes from SIMDe or the shims (an amx-level build emulating only the
+# tiles would compile them natively on a CPU with AVX-512).
+LANES_PROBE = r"""
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+#include "harness_isa.h"
+
 HARNESS_TARGET_AVX512 float reduce_add(const float *x) { return _mm512_reduce_add_ps(_mm512_loadu_ps(x)); }
 
 HARNESS_TARGET_AVX512 void mask_store_bytes(uint8_t *p, unsigned k, const uint8_t *src)
@@ -89,20 +110,17 @@ HARNESS_TARGET_AVX512 int mask_max(unsigned k, const int32_t *x)
     return _mm512_mask_reduce_max_epi32((__mmask16)k, _mm512_loadu_si512(x));
 }
 
-HARNESS_TARGET_AMX void to_bf16(const float *x, uint16_t *out)
+HARNESS_TARGET_AVX512 unsigned mask_cmp_le(unsigned k, const float *a, const float *b)
 {
-    __m256bh h = _mm512_cvtneps_pbh(_mm512_loadu_ps(x));
-    memcpy(out, &h, 32);
+    return _mm512_mask_cmp_ps_mask((__mmask16)k, _mm512_loadu_ps(a), _mm512_loadu_ps(b), _CMP_LE_OQ);
 }
 """
-CDEF = """
-int tile_dp(int kind, const void *a, const void *b, void *c, int m, int k, int n);
-void tile_bad_shape(void);
+LANES_CDEF = """
 float reduce_add(const float *x);
-void to_bf16(const float *x, uint16_t *out);
 void mask_store_bytes(uint8_t *p, unsigned k, const uint8_t *src);
 int mask_min(unsigned k, const int32_t *x);
 int mask_max(unsigned k, const int32_t *x);
+unsigned mask_cmp_le(unsigned k, const float *a, const float *b);
 """
 KINDS = {"dpbssd": (0, True, True), "dpbsud": (1, True, False),
          "dpbusd": (2, False, True), "dpbuud": (3, False, False)}
@@ -115,6 +133,20 @@ def probe(tmp_path_factory):
     if not isa.emulated("amx"):
         assert isa.request_amx_permission() == "granted"
     so = cbuild.build(d / "probe.c", CDEF, True, "amx")
+    module = cbuild.load_module(so)
+    return module.ffi, module.lib, so
+
+
+@pytest.fixture(scope="module", params=["native", "emulated"])
+def lanes(request, tmp_path_factory):
+    """The shim probe built natively (where this CPU has AVX-512) and emulated on
+    every machine: the shims must match the instructions, and a machine that has
+    the level would otherwise never run them."""
+    if request.param == "native" and isa.emulated("avx512"):
+        pytest.skip("this CPU has no AVX-512: the native build would be emulated too")
+    d = tmp_path_factory.mktemp(f"lanes-{request.param}")
+    (d / "lanes.c").write_text(LANES_PROBE)
+    so = cbuild.build(d / "lanes.c", LANES_CDEF, True, "avx512", emulate=request.param == "emulated")
     module = cbuild.load_module(so)
     return module.ffi, module.lib, so
 
@@ -289,8 +321,8 @@ def test_bad_tile_shape_traps_like_the_hardware(probe):
 
 # ------------------------------------------------------------ AVX-512 shims
 
-def test_reduce_add_ps_sums_in_gccs_order(probe):
-    ffi, lib, _ = probe
+def test_reduce_add_ps_sums_in_gccs_order(lanes):
+    ffi, lib, _ = lanes
     x = np.array([1e8, 1, -1e8, 1, 3, 5e-3, 7, 1e-7] + [0.1 * i for i in range(8)], np.float32)
     h = x[8:] + x[:8]                 # high 256 + low 256
     q = h[4:] + h[:4]                 # high 128 + low 128
@@ -312,8 +344,8 @@ def test_fp32_to_bf16_rounds_to_nearest_even(probe):
 
 
 @pytest.mark.parametrize("k", [0x0000, 0x0001, 0x8000, 0x00FF, 0x5A5A, 0xFFFF, 0x07FF])
-def test_masked_byte_store_writes_only_the_set_lanes(probe, k):
-    ffi, lib, _ = probe
+def test_masked_byte_store_writes_only_the_set_lanes(lanes, k):
+    ffi, lib, _ = lanes
     src = np.arange(1, 17, dtype=np.uint8)
     buf = np.full(16, 0xEE, np.uint8)
     lib.mask_store_bytes(ffi.cast("uint8_t *", ffi.from_buffer(buf)), k,
@@ -323,10 +355,22 @@ def test_masked_byte_store_writes_only_the_set_lanes(probe, k):
 
 
 @pytest.mark.parametrize("k", [0xFFFF, 0x0001, 0x8000, 0x0F0F, 0x0000])
-def test_masked_min_and_max_take_the_identity_on_clear_lanes(probe, k):
-    ffi, lib, _ = probe
+def test_masked_min_and_max_take_the_identity_on_clear_lanes(lanes, k):
+    ffi, lib, _ = lanes
     x = np.array([5, -7, 12, 3, 99, -100, 0, 42, 8, -1, 7, 2 ** 31 - 1, -2 ** 31, 6, 1, -3], np.int32)
     on = np.array([(k >> i) & 1 for i in range(16)], bool)
     xp = ffi.cast("int32_t *", ffi.from_buffer(x))
     assert lib.mask_min(k, xp) == (int(x[on].min()) if on.any() else 2 ** 31 - 1)
     assert lib.mask_max(k, xp) == (int(x[on].max()) if on.any() else -2 ** 31)
+
+
+@pytest.mark.parametrize("k", [0xFFFF, 0x0000, 0x8001, 0x5A5A])
+def test_masked_compare_keeps_only_the_lanes_of_the_mask(lanes, k):
+    ffi, lib, _ = lanes
+    a = np.array([1, 2, 3, np.nan, -1, 0, 5, 5, np.inf, -np.inf, 2, 2, 7, 8, 9, 0], np.float32)
+    b = np.array([1, 1, 4, 0, np.nan, -0.0, 5, 4, np.inf, 0, 3, 1, 7, 9, 8, 0], np.float32)
+    fp = lambda x: ffi.cast("float *", ffi.from_buffer(x))
+    with np.errstate(invalid="ignore"):
+        le = a <= b                      # ordered: NaN on either side is false
+    want = sum(1 << i for i in range(16) if le[i] and (k >> i) & 1)
+    assert lib.mask_cmp_le(k, fp(a), fp(b)) == want

@@ -66,18 +66,13 @@ HARNESS_SHIM_ double harness_mm512_reduce_add_pd(__m512d a) { HARNESS_LANES_(dou
 HARNESS_SHIM_ long long harness_mm512_reduce_add_epi64(__m512i a) { HARNESS_LANES_(int64_t, v, a); return harness_reduce8_add_epi64(v); }
 
 /* Masked: inactive lanes take the operation's identity, as in GCC. */
-HARNESS_SHIM_ float harness_mm512_mask_reduce_add_ps(__mmask16 k, __m512 a)
-{
-    HARNESS_LANES_(float, v, a);
-    for (int i = 0; i < 16; i++) if (!((k >> i) & 1)) v[i] = 0.0f;
-    return harness_reduce16_add_ps(v);
-}
-HARNESS_SHIM_ int harness_mm512_mask_reduce_add_epi32(__mmask16 k, __m512i a)
-{
-    HARNESS_LANES_(int32_t, v, a);
-    for (int i = 0; i < 16; i++) if (!((k >> i) & 1)) v[i] = 0;
-    return harness_reduce16_add_epi32(v);
-}
+#define HARNESS_MASKED_REDUCE16_(ret, vt, T, name, reduce, identity) \
+    HARNESS_SHIM_ ret harness_##name(__mmask16 k, vt a) { \
+        HARNESS_LANES_(T, v, a); \
+        for (int i = 0; i < 16; i++) if (!((k >> i) & 1)) v[i] = (identity); \
+        return harness_##reduce(v); }
+HARNESS_MASKED_REDUCE16_(float, __m512, float, mm512_mask_reduce_add_ps, reduce16_add_ps, 0.0f)
+HARNESS_MASKED_REDUCE16_(int, __m512i, int32_t, mm512_mask_reduce_add_epi32, reduce16_add_epi32, 0)
 
 #ifndef _mm512_reduce_add_ps
 #define _mm512_reduce_add_ps(a) harness_mm512_reduce_add_ps(a)
@@ -115,18 +110,8 @@ HARNESS_REDUCE16_(int32_t, reduce16_min_epi32, HARNESS_MIN_)
 HARNESS_REDUCE16_(int32_t, reduce16_max_epi32, HARNESS_MAX_)
 HARNESS_SHIM_ int harness_mm512_reduce_min_epi32(__m512i a) { HARNESS_LANES_(int32_t, v, a); return harness_reduce16_min_epi32(v); }
 HARNESS_SHIM_ int harness_mm512_reduce_max_epi32(__m512i a) { HARNESS_LANES_(int32_t, v, a); return harness_reduce16_max_epi32(v); }
-HARNESS_SHIM_ int harness_mm512_mask_reduce_min_epi32(__mmask16 k, __m512i a)
-{
-    HARNESS_LANES_(int32_t, v, a);
-    for (int i = 0; i < 16; i++) if (!((k >> i) & 1)) v[i] = INT32_MAX;
-    return harness_reduce16_min_epi32(v);
-}
-HARNESS_SHIM_ int harness_mm512_mask_reduce_max_epi32(__mmask16 k, __m512i a)
-{
-    HARNESS_LANES_(int32_t, v, a);
-    for (int i = 0; i < 16; i++) if (!((k >> i) & 1)) v[i] = INT32_MIN;
-    return harness_reduce16_max_epi32(v);
-}
+HARNESS_MASKED_REDUCE16_(int, __m512i, int32_t, mm512_mask_reduce_min_epi32, reduce16_min_epi32, INT32_MAX)
+HARNESS_MASKED_REDUCE16_(int, __m512i, int32_t, mm512_mask_reduce_max_epi32, reduce16_max_epi32, INT32_MIN)
 #ifndef _mm512_reduce_min_epi32
 #define _mm512_reduce_min_epi32(a) harness_mm512_reduce_min_epi32(a)
 #endif
@@ -271,6 +256,11 @@ HARNESS_SHIM_ __m512i harness_mm512_i32gather_epi32(__m512i idx, const void *bas
 #define _mm512_stream_load_si512(p) _mm512_load_si512(p)
 #endif
 
+/* Masked compare: the lanes of k that compare true (vcmpps with a writemask). */
+#ifndef _mm512_mask_cmp_ps_mask
+#define _mm512_mask_cmp_ps_mask(k, a, b, imm) ((__mmask16)((k) & _mm512_cmp_ps_mask((a), (b), (imm))))
+#endif
+
 #endif /* !SIMDE_X86_AVX512F_NATIVE */
 
 #if !defined(SIMDE_X86_AVX512VL_NATIVE)
@@ -309,6 +299,10 @@ HARNESS_SHIM_ __m512i harness_mm512_i32gather_epi32(__m512i idx, const void *bas
 #define _mm256_or_epi32(a, b) _mm256_or_si256((a), (b))
 #endif
 
+#ifndef _mm256_xor_epi32
+#define _mm256_xor_epi32(a, b) _mm256_xor_si256((a), (b))
+#endif
+
 /* AVX-512VL+BW masked byte store: only the bytes of set mask bits are written
  * (the others are not touched, as the instruction's fault suppression allows
  * a mask that stops at the end of a buffer). */
@@ -320,9 +314,6 @@ HARNESS_SHIM_ void harness_mm_mask_storeu_epi8(void *p, __mmask16 k, __m128i a)
 }
 #ifndef _mm_mask_storeu_epi8
 #define _mm_mask_storeu_epi8(p, k, a) harness_mm_mask_storeu_epi8((p), (k), (a))
-#endif
-#ifndef _mm256_xor_epi32
-#define _mm256_xor_epi32(a, b) _mm256_xor_si256((a), (b))
 #endif
 #endif
 
