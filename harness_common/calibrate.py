@@ -48,6 +48,7 @@ def _summary(kind, outcomes, out):
     statuses = [o["status"] for o in outcomes]
     kept = sum(s == "keep" for s in statuses)
     tamper = sum(s == "tamper" for s in statuses)
+    errors = sum(s.startswith("exit ") for s in statuses)
     guard = sum(any("slower than best" in r for r in o["reasons"]) for o in outcomes)
     ratios = [o["ratio"] for o in outcomes if o["ratio"] is not None]
     halves = [(o["hi"] - o["lo"]) / 2 for o in outcomes if o["ratio"] is not None]
@@ -59,7 +60,7 @@ def _summary(kind, outcomes, out):
         out(f"{' ' * len(kind)}  ratio_vs_best {min(ratios):.4f} .. {max(ratios):.4f} (median "
             f"{np.median(ratios):.4f}); median interval half-width {100 * np.median(halves):.2f}%; "
             f"largest per-combo |ratio - 1| {100 * worst:.1f}%")
-    return kept, tamper, guard
+    return kept, tamper, guard, errors
 
 
 def calibrate(target, trials=20, load=False, win=0.03, out=print):
@@ -102,13 +103,17 @@ def calibrate(target, trials=20, load=False, win=0.03, out=print):
                 out(f"  trial {i + 1:>2} {kind:<8} {t.status or f'exit {code}':<8} ratio "
                     f"{'n/a' if not fig or fig.ratio is None else f'{fig.ratio:.4f} [{fig.ci_low:.4f}, {fig.ci_high:.4f}]'}"
                     f"  {t.total_seconds:.0f} s")
+                if code not in (0, 5):  # the trial itself failed: say why, it counts against trust
+                    out("    " + "\n    ".join(log.strip().splitlines()[-6:]))
         out("---")
-        aa_kept, aa_tamper, aa_guard = _summary("A/A", results["A/A"], out)
+        aa_kept, aa_tamper, aa_guard, aa_errors = _summary("A/A", results["A/A"], out)
         kind = f"{100 * win:.0f}% win"
-        win_kept, win_tamper, _ = _summary(kind, results[kind], out)
+        win_kept, win_tamper, _, win_errors = _summary(kind, results[kind], out)
         out(f"seconds per trial: median {np.median(seconds):.1f}")
         rate = win_kept / trials
-        ok = aa_kept <= max(1, trials // 20) and aa_tamper == 0 and win_tamper == 0 and aa_guard == 0
+        # A trial that ended in an error was not judged: the machine did not show it can judge.
+        ok = (aa_kept <= max(1, trials // 20) and aa_tamper == 0 and win_tamper == 0
+              and aa_guard == 0 and aa_errors + win_errors == 0)
         if ok and rate >= 0.9:
             verdict = f"verdicts can be trusted here for wins of {100 * win:.0f}% and more"
         elif ok:

@@ -20,8 +20,8 @@ def _fake(monkeypatch, outcomes):
 
     def one(target, module, results, description, best_scale):
         calls.append((description, best_scale))
-        code, t = outcomes[len(calls) - 1]
-        return code, t, ""
+        code, t, *log = outcomes[len(calls) - 1]
+        return code, t, log[0] if log else ""
     monkeypatch.setattr(calibrate, "_one", one)
     return calls
 
@@ -58,3 +58,17 @@ def test_an_interrupted_trial_stops_the_calibration(monkeypatch):
     lines = []
     assert calibrate.calibrate(TARGET, trials=5, out=lines.append) == 130
     assert len(calls) == 2 and lines[-1] == "interrupted"
+
+
+def test_a_trial_that_errors_is_shown_and_not_trusted(monkeypatch):
+    base = _trial("baseline", None, None, None)
+    aa = _trial("discard", 1.0, 0.99, 1.01, combo_ratios=(0.99, 1.01))
+    win = _trial("keep", 0.97, 0.96, 0.98)
+    broken = _trial(None, None, None, None)
+    log = "pq_l2: seed 1 (fresh)\nerror: the CPU pair is busy: the cause, named"
+    _fake(monkeypatch, [(0, base), (0, aa), (0, win), (1, broken, log), (0, win)])
+    lines = []
+    assert calibrate.calibrate(TARGET, trials=2, out=lines.append) == 3
+    text = "\n".join(lines)
+    assert "exit 1" in text and "error: the CPU pair is busy: the cause, named" in text
+    assert "can NOT be trusted" in text
