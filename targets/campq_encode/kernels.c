@@ -586,48 +586,51 @@ HARNESS_TARGET_AVX512 static float dot_f32_512(const float *x, const float *c, i
     return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
 }
 
-HARNESS_TARGET_AVX512 static int select_512(const float *x, int lo, int w, int dim, int s, int kp,
-                                            int num_centroids, const struct i8book *bk, float a,
-                                            float xqn, float exn, const int32_t *S, float *dp)
+/* The two rows' exact dots for their estimate-nearest centroids, interleaved: each
+ * chain of FMAs waits on its own last result, so two chains keep the core busy. */
+HARNESS_TARGET_AVX512 static void dot2_f32_512(const float *x0, const float *c0, const float *x1,
+                                               const float *c1, int w, float *d0, float *d1)
 {
-    const float *scale = bk->scale + (long)s * kp, *c2 = bk->cnorm2 + (long)s * kp;
-    const float *bx = bk->bx + (long)s * kp, *bq = bk->bq + (long)s * kp;
-    const int32_t *t64 = bk->t64 + (long)s * kp;
-    __m512 va2 = _mm512_set1_ps(2.0f * a), vx = _mm512_set1_ps(xqn), ve = _mm512_set1_ps(exn);
-    __m512 eps = _mm512_set1_ps(BOUND_EPS), tiny = _mm512_set1_ps(1e-30f);
-    __m512 near = _mm512_set1_ps(INFINITY);
-    __m512i near_k = _mm512_setzero_si512(), lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9,
-                                                                      10, 11, 12, 13, 14, 15);
-    __m512i sixteen = _mm512_set1_epi32(16);
-    for (int k = 0; k < kp; k += 16) {
-        __m512i si = _mm512_sub_epi32(_mm512_loadu_si512((const void *)(S + k)),
-                                      _mm512_loadu_si512((const void *)(t64 + k)));
-        __m512 vc2 = _mm512_loadu_ps(c2 + k);
-        __m512 d = _mm512_fnmadd_ps(_mm512_mul_ps(va2, _mm512_loadu_ps(scale + k)),
-                                    _mm512_cvtepi32_ps(si), vc2);
-        __m512 b = _mm512_fmadd_ps(vx, _mm512_loadu_ps(bq + k),
-                                   _mm512_fmadd_ps(ve, _mm512_loadu_ps(bx + k),
-                                                   _mm512_fmadd_ps(eps, vc2, tiny)));
-        _mm512_storeu_ps(dp + k, _mm512_sub_ps(d, b));
-        __mmask16 closer = _mm512_cmp_ps_mask(d, near, _CMP_LT_OQ);
-        near = _mm512_mask_mov_ps(near, closer, d);
-        near_k = _mm512_mask_mov_epi32(near_k, closer, lane);
-        lane = _mm512_add_epi32(lane, sixteen);
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
+    int j = 0;
+    for (; j + 32 <= w; j += 32) {
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x0 + j), _mm512_loadu_ps(c0 + j), a0);
+        b0 = _mm512_fmadd_ps(_mm512_loadu_ps(x1 + j), _mm512_loadu_ps(c1 + j), b0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(x0 + j + 16), _mm512_loadu_ps(c0 + j + 16), a1);
+        b1 = _mm512_fmadd_ps(_mm512_loadu_ps(x1 + j + 16), _mm512_loadu_ps(c1 + j + 16), b1);
     }
-    /* the estimate-nearest: any lane holding the smallest estimate will do (it only
-     * sets the threshold; the exact comparison below breaks ties by index) */
+    if (j + 16 <= w) {
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x0 + j), _mm512_loadu_ps(c0 + j), a0);
+        b0 = _mm512_fmadd_ps(_mm512_loadu_ps(x1 + j), _mm512_loadu_ps(c1 + j), b0);
+        j += 16;
+    }
+    if (j < w) {
+        __mmask16 m = (__mmask16)((1u << (w - j)) - 1);
+        a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x0 + j), _mm512_maskz_loadu_ps(m, c0 + j), a1);
+        b1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x1 + j), _mm512_maskz_loadu_ps(m, c1 + j), b1);
+    }
+    *d0 = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+    *d1 = _mm512_reduce_add_ps(_mm512_add_ps(b0, b1));
+}
+
+/* Any lane holding the smallest estimate will do (it only sets the threshold; the
+ * exact comparison breaks ties by index). */
+HARNESS_TARGET_AVX512 static int lane_of_min(__m512 near, __m512i near_k)
+{
     int32_t nk[16] __attribute__((aligned(64)));
     _mm512_store_si512((void *)nk, near_k);
-    int first = nk[__builtin_ctz(_mm512_cmp_ps_mask(near, _mm512_set1_ps(_mm512_reduce_min_ps(near)),
-                                                    _CMP_EQ_OQ))];
-    float best = c2[first] - 2.0f * dot_f32_512(x, bk->codebook + (long)first * dim + lo, w);
-    int best_k = first;
-    /* Every other candidate's bit in one 256-bit mask, built without a branch: most
-     * selections have none, and a branch per vector on where the candidates fall
-     * mispredicts once or twice a selection, discarding the work the core had
-     * started on the next row. */
+    return nk[__builtin_ctz(_mm512_cmp_ps_mask(near, _mm512_set1_ps(_mm512_reduce_min_ps(near)),
+                                               _CMP_EQ_OQ))];
+}
+
+/* Every candidate but `first`, as bits of one 256-bit mask built without a branch:
+ * most selections have none, and a branch per vector on where the candidates fall
+ * mispredicts once or twice a selection, discarding the work the core had started
+ * on the next row. Returns whether there is any. */
+HARNESS_TARGET_AVX512 static int candidate_bits(const float *dp, int kp, int num_centroids,
+                                                int first, float best, uint64_t bits[4])
+{
     __m512 vthr = _mm512_set1_ps(best);
-    uint64_t bits[4];
     for (int q = 0; q < 4; q++) {          /* unrolled: the words stay in registers */
         uint64_t m = 0;
         for (int t = 0; t < 4; t++) {
@@ -635,23 +638,83 @@ HARNESS_TARGET_AVX512 static int select_512(const float *x, int lo, int w, int d
             if (k >= kp)
                 break;
             unsigned valid = left >= 16 ? 0xffffu : (left > 0 ? (1u << left) - 1 : 0u);
-            valid &= (unsigned)(first - k) < 16 ? ~(1u << (first - k)) : ~0u;   /* not first again */
+            valid &= (unsigned)(first - k) < 16 ? ~(1u << (first - k)) : ~0u;
             m |= (uint64_t)_mm512_mask_cmp_ps_mask((__mmask16)valid, _mm512_loadu_ps(dp + k), vthr,
                                                    _CMP_LE_OQ) << (16 * t);
         }
         bits[q] = m;
     }
-    if (bits[0] | bits[1] | bits[2] | bits[3]) {
-        for (int q = 0; q < 4; q++)
-            for (uint64_t m = bits[q]; m; m &= m - 1) {   /* in increasing index order */
-                int kk = q * 64 + __builtin_ctzll(m);
-                float d = c2[kk] - 2.0f * dot_f32_512(x, bk->codebook + (long)kk * dim + lo, w);
-                int better = d < best || (d == best && kk < best_k);   /* lowest index wins ties */
-                best = better ? d : best;
-                best_k = better ? kk : best_k;
-            }
-    }
+    return (bits[0] | bits[1] | bits[2] | bits[3]) != 0;
+}
+
+/* The candidates' exact distances, in increasing index order; the smallest wins,
+ * the lowest index on a tie. */
+HARNESS_TARGET_AVX512 static int recheck(const float *x, const uint64_t bits[4], const float *c2,
+                                         const float *codebook, int dim, int w, float best, int best_k)
+{
+    for (int q = 0; q < 4; q++)
+        for (uint64_t m = bits[q]; m; m &= m - 1) {
+            int kk = q * 64 + __builtin_ctzll(m);
+            float d = c2[kk] - 2.0f * dot_f32_512(x, codebook + (long)kk * dim, w);
+            int better = d < best || (d == best && kk < best_k);
+            best = better ? d : best;
+            best_k = better ? kk : best_k;
+        }
     return best_k;
+}
+
+/* The AVX-512 select for two rows of one subspace at once: the same bound and
+ * re-check as select_i8, 16 centroids per vector. The per-centroid factors are
+ * loaded once for both rows, and the two rows' dependency chains (the running
+ * minimum, the first exact dot) interleave. */
+HARNESS_TARGET_AVX512 static void select2_512(const float *x0, const float *x1, int lo, int w,
+                                              int dim, int s, int kp, int num_centroids,
+                                              const struct i8book *bk, const float *a,
+                                              const float *xqn, const float *exn,
+                                              const int32_t *S0, const int32_t *S1,
+                                              float (*dp)[256 + KB], uint8_t *k0, uint8_t *k1)
+{
+    const float *scale = bk->scale + (long)s * kp, *c2 = bk->cnorm2 + (long)s * kp;
+    const float *bx = bk->bx + (long)s * kp, *bq = bk->bq + (long)s * kp;
+    const int32_t *t64 = bk->t64 + (long)s * kp;
+    __m512 va0 = _mm512_set1_ps(2.0f * a[0]), vx0 = _mm512_set1_ps(xqn[0]), ve0 = _mm512_set1_ps(exn[0]);
+    __m512 va1 = _mm512_set1_ps(2.0f * a[1]), vx1 = _mm512_set1_ps(xqn[1]), ve1 = _mm512_set1_ps(exn[1]);
+    __m512 eps = _mm512_set1_ps(BOUND_EPS), tiny = _mm512_set1_ps(1e-30f);
+    __m512 near0 = _mm512_set1_ps(INFINITY), near1 = near0;
+    __m512i nk0 = _mm512_setzero_si512(), nk1 = nk0;
+    __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    __m512i sixteen = _mm512_set1_epi32(16);
+    for (int k = 0; k < kp; k += 16) {
+        __m512i t = _mm512_loadu_si512((const void *)(t64 + k));
+        __m512 vc2 = _mm512_loadu_ps(c2 + k), sc = _mm512_loadu_ps(scale + k);
+        __m512 vbq = _mm512_loadu_ps(bq + k), vbx = _mm512_loadu_ps(bx + k);
+        __m512 margin = _mm512_fmadd_ps(eps, vc2, tiny);
+        __m512 f0 = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_loadu_si512((const void *)(S0 + k)), t));
+        __m512 f1 = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_loadu_si512((const void *)(S1 + k)), t));
+        __m512 d0 = _mm512_fnmadd_ps(_mm512_mul_ps(va0, sc), f0, vc2);
+        __m512 d1 = _mm512_fnmadd_ps(_mm512_mul_ps(va1, sc), f1, vc2);
+        __m512 b0 = _mm512_fmadd_ps(vx0, vbq, _mm512_fmadd_ps(ve0, vbx, margin));
+        __m512 b1 = _mm512_fmadd_ps(vx1, vbq, _mm512_fmadd_ps(ve1, vbx, margin));
+        _mm512_store_ps(dp[0] + k, _mm512_sub_ps(d0, b0));
+        _mm512_store_ps(dp[1] + k, _mm512_sub_ps(d1, b1));
+        __mmask16 c0 = _mm512_cmp_ps_mask(d0, near0, _CMP_LT_OQ);
+        __mmask16 c1 = _mm512_cmp_ps_mask(d1, near1, _CMP_LT_OQ);
+        near0 = _mm512_mask_mov_ps(near0, c0, d0);
+        near1 = _mm512_mask_mov_ps(near1, c1, d1);
+        nk0 = _mm512_mask_mov_epi32(nk0, c0, lane);
+        nk1 = _mm512_mask_mov_epi32(nk1, c1, lane);
+        lane = _mm512_add_epi32(lane, sixteen);
+    }
+    int first0 = lane_of_min(near0, nk0), first1 = lane_of_min(near1, nk1);
+    float e0, e1;
+    dot2_f32_512(x0, bk->codebook + (long)first0 * dim + lo, x1, bk->codebook + (long)first1 * dim + lo,
+                 w, &e0, &e1);
+    float best0 = c2[first0] - 2.0f * e0, best1 = c2[first1] - 2.0f * e1;
+    uint64_t bits0[4], bits1[4];
+    int any0 = candidate_bits(dp[0], kp, num_centroids, first0, best0, bits0);
+    int any1 = candidate_bits(dp[1], kp, num_centroids, first1, best1, bits1);
+    *k0 = (uint8_t)(any0 ? recheck(x0, bits0, c2, bk->codebook + lo, dim, w, best0, first0) : first0);
+    *k1 = (uint8_t)(any1 ? recheck(x1, bits1, c2, bk->codebook + lo, dim, w, best1, first1) : first1);
 }
 
 /* quantize_row at 16 lanes and twice the resolution (a = max|x| / 127, qx = round(x / a)
@@ -808,7 +871,7 @@ HARNESS_TARGET_AVX512 static void encode_512(const struct i8book *bk, int dim, i
 #endif
     uint8_t qx[SB][4096 + 64] __attribute__((aligned(64)));
     int32_t S[SB][256 + KB] __attribute__((aligned(64)));
-    float dp[256 + KB] __attribute__((aligned(64))), a[SB], xqn[SB], exn[SB];
+    float dp[2][256 + KB] __attribute__((aligned(64))), a[SB], xqn[SB], exn[SB];
     for (int s = 0; s < num_subspaces; s++) {
         int lo = s * dim / num_subspaces, hi = (s + 1) * dim / num_subspaces, w = hi - lo;
         const int8_t *qp = bk->qpack + qpack_base(s, bk->kpack, bk->wq);
@@ -824,10 +887,13 @@ HARNESS_TARGET_AVX512 static void encode_512(const struct i8book *bk, int dim, i
             else
                 for (int r = 0; r < rn; r += RB)
                     dots(qx + r, rn - r < RB ? rn - r : RB, qp, kp, quads, S + r);
-            for (int r = 0; r < rn; r++) {
-                out[(long)(i0 + r) * num_subspaces + s] = (uint8_t)select_512(
-                    rows + (long)(i0 + r) * dim + lo, lo, w, dim, s, kp, num_centroids, bk, a[r],
-                    xqn[r], exn[r], S[r], dp);
+            for (int r = 0; r < rn; r += 2) {
+                int r1 = r + 1 < rn ? r + 1 : r;     /* an odd row out: paired with itself */
+                float a2[2] = {a[r], a[r1]}, x2[2] = {xqn[r], xqn[r1]}, e2[2] = {exn[r], exn[r1]};
+                select2_512(rows + (long)(i0 + r) * dim + lo, rows + (long)(i0 + r1) * dim + lo, lo,
+                            w, dim, s, kp, num_centroids, bk, a2, x2, e2, S[r], S[r1], dp,
+                            out + (long)(i0 + r) * num_subspaces + s,
+                            out + (long)(i0 + r1) * num_subspaces + s);
             }
         }
     }
