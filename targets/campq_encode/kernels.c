@@ -718,40 +718,51 @@ HARNESS_TARGET_AVX512 static void select2_512(const float *x0, const float *x1, 
 }
 
 /* quantize_row at 16 lanes and twice the resolution (a = max|x| / 127, qx = round(x / a)
- * + 128 in [1, 255], |xq| and |ex| slightly enlarged), masked loads past the slice. */
-HARNESS_TARGET_AVX512 static float quantize_512(const float *x, int w, int wq, uint8_t *qx,
+ * + 128 in [1, 255], |xq| and |ex| slightly enlarged), masked loads past the slice,
+ * two rows at once: each row's max and sums are chains that wait on their own last
+ * result, and two rows' chains interleaved keep the core busy while each waits. */
+HARNESS_TARGET_AVX512 static void quantize2_512(const float *x0, const float *x1, int w, int wq,
+                                                uint8_t *q0, uint8_t *q1, float *a,
                                                 float *xqn, float *exn)
 {
-    __m512 mx = _mm512_setzero_ps();
+    __m512 m0 = _mm512_setzero_ps(), m1 = m0;
     int full = w / 16 * 16;
-    for (int j = 0; j < full; j += 16)
-        mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_loadu_ps(x + j)));
-    if (full < w)
-        mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_maskz_loadu_ps((__mmask16)((1u << (w - full)) - 1),
-                                                                   x + full)));
-    float top = _mm512_reduce_max_ps(mx);
-    float a = top > 0.0f ? top / 127.0f : 1.0f;
-    __m512 va = _mm512_set1_ps(a), vinv = _mm512_set1_ps(1.0f / a);
+    for (int j = 0; j < full; j += 16) {
+        m0 = _mm512_max_ps(m0, _mm512_abs_ps(_mm512_loadu_ps(x0 + j)));
+        m1 = _mm512_max_ps(m1, _mm512_abs_ps(_mm512_loadu_ps(x1 + j)));
+    }
+    if (full < w) {
+        __mmask16 m = (__mmask16)((1u << (w - full)) - 1);
+        m0 = _mm512_max_ps(m0, _mm512_abs_ps(_mm512_maskz_loadu_ps(m, x0 + full)));
+        m1 = _mm512_max_ps(m1, _mm512_abs_ps(_mm512_maskz_loadu_ps(m, x1 + full)));
+    }
+    float top0 = _mm512_reduce_max_ps(m0), top1 = _mm512_reduce_max_ps(m1);
+    a[0] = top0 > 0.0f ? top0 / 127.0f : 1.0f;
+    a[1] = top1 > 0.0f ? top1 / 127.0f : 1.0f;
+    __m512 va0 = _mm512_set1_ps(a[0]), vinv0 = _mm512_set1_ps(1.0f / a[0]);
+    __m512 va1 = _mm512_set1_ps(a[1]), vinv1 = _mm512_set1_ps(1.0f / a[1]);
     __m512i lim = _mm512_set1_epi32(127), nlim = _mm512_set1_epi32(-127), off = _mm512_set1_epi32(128);
-    __m512 sx = _mm512_setzero_ps(), se = _mm512_setzero_ps();
+    __m512 sx0 = _mm512_setzero_ps(), se0 = sx0, sx1 = sx0, se1 = sx0;
     for (int j = 0; j < wq; j += 16) {
         __mmask16 m = j + 16 <= w ? 0xffff : (j < w ? (__mmask16)((1u << (w - j)) - 1) : 0);
-        __m512 v = _mm512_maskz_loadu_ps(m, x + j);
-        __m512i qi = _mm512_cvtps_epi32(_mm512_mul_ps(v, vinv));     /* round to nearest even */
-        qi = _mm512_max_epi32(_mm512_min_epi32(qi, lim), nlim);
-        __m512 xq = _mm512_mul_ps(va, _mm512_cvtepi32_ps(qi)), e = _mm512_sub_ps(v, xq);
-        sx = _mm512_fmadd_ps(xq, xq, sx);
-        se = _mm512_fmadd_ps(e, e, se);
-        __m128i b = _mm512_cvtepi32_epi8(_mm512_add_epi32(qi, off));
-        if (j + 16 <= wq)
-            _mm_storeu_si128((__m128i *)(qx + j), b);
-        else
-            _mm_mask_storeu_epi8(qx + j, (__mmask16)((1u << (wq - j)) - 1), b);
+        __mmask16 st = j + 16 <= wq ? 0xffff : (__mmask16)((1u << (wq - j)) - 1);
+        __m512 v0 = _mm512_maskz_loadu_ps(m, x0 + j), v1 = _mm512_maskz_loadu_ps(m, x1 + j);
+        __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, vinv0));     /* round to nearest even */
+        __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, vinv1));
+        i0 = _mm512_max_epi32(_mm512_min_epi32(i0, lim), nlim);
+        i1 = _mm512_max_epi32(_mm512_min_epi32(i1, lim), nlim);
+        __m512 xq0 = _mm512_mul_ps(va0, _mm512_cvtepi32_ps(i0)), e0 = _mm512_sub_ps(v0, xq0);
+        __m512 xq1 = _mm512_mul_ps(va1, _mm512_cvtepi32_ps(i1)), e1 = _mm512_sub_ps(v1, xq1);
+        sx0 = _mm512_fmadd_ps(xq0, xq0, sx0); sx1 = _mm512_fmadd_ps(xq1, xq1, sx1);
+        se0 = _mm512_fmadd_ps(e0, e0, se0); se1 = _mm512_fmadd_ps(e1, e1, se1);
+        _mm_mask_storeu_epi8(q0 + j, st, _mm512_cvtepi32_epi8(_mm512_add_epi32(i0, off)));
+        _mm_mask_storeu_epi8(q1 + j, st, _mm512_cvtepi32_epi8(_mm512_add_epi32(i1, off)));
     }
     /* past w, q = 0 -> qx = 128 against qc = 0 in the packing: no effect on the dots */
-    *xqn = sqrtf(_mm512_reduce_add_ps(sx)) * 1.0001f;
-    *exn = sqrtf(_mm512_reduce_add_ps(se)) * 1.0001f + 1e-30f;
-    return a;
+    xqn[0] = sqrtf(_mm512_reduce_add_ps(sx0)) * 1.0001f;
+    xqn[1] = sqrtf(_mm512_reduce_add_ps(sx1)) * 1.0001f;
+    exn[0] = sqrtf(_mm512_reduce_add_ps(se0)) * 1.0001f + 1e-30f;
+    exn[1] = sqrtf(_mm512_reduce_add_ps(se1)) * 1.0001f + 1e-30f;
 }
 
 
@@ -871,16 +882,18 @@ HARNESS_TARGET_AVX512 static void encode_512(const struct i8book *bk, int dim, i
 #endif
     uint8_t qx[SB][4096 + 64] __attribute__((aligned(64)));
     int32_t S[SB][256 + KB] __attribute__((aligned(64)));
-    float dp[2][256 + KB] __attribute__((aligned(64))), a[SB], xqn[SB], exn[SB];
+    float dp[2][256 + KB] __attribute__((aligned(64))), a[SB + 1], xqn[SB + 1], exn[SB + 1];   /* + 1: an odd row out pairs with itself */
     for (int s = 0; s < num_subspaces; s++) {
         int lo = s * dim / num_subspaces, hi = (s + 1) * dim / num_subspaces, w = hi - lo;
         const int8_t *qp = bk->qpack + qpack_base(s, bk->kpack, bk->wq);
         for (int i0 = 0; i0 < n; i0 += SB) {
             int rn = n - i0 < SB ? n - i0 : SB;
-            for (int r = 0; r < rn; r++) {
+            for (int r = 0; r < rn; r += 2) {
+                int r1 = r + 1 < rn ? r + 1 : r;     /* an odd row out: paired with itself */
                 if (r % RB == 0)
                     prefetch_slices(rows, dim, n, i0 + r + RB, lo, w);
-                a[r] = quantize_512(rows + (long)(i0 + r) * dim + lo, w, bk->wq, qx[r], &xqn[r], &exn[r]);
+                quantize2_512(rows + (long)(i0 + r) * dim + lo, rows + (long)(i0 + r1) * dim + lo, w,
+                              bk->wq, qx[r], qx[r1], a + r, xqn + r, exn + r);
             }
             if (amx)
                 dots(qx, rn, qp, kp, quads, S);
