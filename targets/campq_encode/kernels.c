@@ -717,48 +717,54 @@ HARNESS_TARGET_AVX512 static void select2_512(const float *x0, const float *x1, 
     *k1 = (uint8_t)(any1 ? recheck(x1, bits1, c2, bk->codebook + lo, dim, w, best1, first1) : first1);
 }
 
-/* quantize_row at 16 lanes and twice the resolution (a = max|x| / 127, qx = round(x / a)
- * + 128 in [1, 255], |xq| and |ex| slightly enlarged), masked loads past the slice,
+/* quantize_row at 16 lanes and twice the resolution (a = max|x| / 127, qx = round(x / a
+ * + 128) in [1, 255], |xq| and |ex| slightly enlarged), masked loads past the slice,
  * two rows at once: each row's max and sums are chains that wait on their own last
- * result, and two rows' chains interleaved keep the core busy while each waits. */
+ * result, and two rows' chains interleaved keep the core busy while each waits.
+ * 512-bit work issues on two ports only, so every instruction counts: the offset
+ * 128 is added before the rounding (any integer near x / a + 128 will do, as xq and
+ * ex are computed from the one chosen), and |x / a| <= 127 (1 + 2^-21), so the
+ * rounded value stays in [1, 255] with no clamp. */
 HARNESS_TARGET_AVX512 static void quantize2_512(const float *x0, const float *x1, int w, int wq,
                                                 uint8_t *q0, uint8_t *q1, float *a,
                                                 float *xqn, float *exn)
 {
     __m512 m0 = _mm512_setzero_ps(), m1 = m0;
     int full = w / 16 * 16;
-    for (int j = 0; j < full; j += 16) {
-        m0 = _mm512_max_ps(m0, _mm512_abs_ps(_mm512_loadu_ps(x0 + j)));
-        m1 = _mm512_max_ps(m1, _mm512_abs_ps(_mm512_loadu_ps(x1 + j)));
+    for (int j = 0; j < full; j += 16) {     /* vrangeps 0xb: the larger magnitude, sign cleared */
+        m0 = _mm512_range_ps(m0, _mm512_loadu_ps(x0 + j), 0xb);
+        m1 = _mm512_range_ps(m1, _mm512_loadu_ps(x1 + j), 0xb);
     }
     if (full < w) {
         __mmask16 m = (__mmask16)((1u << (w - full)) - 1);
-        m0 = _mm512_max_ps(m0, _mm512_abs_ps(_mm512_maskz_loadu_ps(m, x0 + full)));
-        m1 = _mm512_max_ps(m1, _mm512_abs_ps(_mm512_maskz_loadu_ps(m, x1 + full)));
+        m0 = _mm512_range_ps(m0, _mm512_maskz_loadu_ps(m, x0 + full), 0xb);
+        m1 = _mm512_range_ps(m1, _mm512_maskz_loadu_ps(m, x1 + full), 0xb);
     }
     float top0 = _mm512_reduce_max_ps(m0), top1 = _mm512_reduce_max_ps(m1);
-    a[0] = top0 > 0.0f ? top0 / 127.0f : 1.0f;
-    a[1] = top1 > 0.0f ? top1 / 127.0f : 1.0f;
+    /* a slice this small is all ex (a = 1, q = 128): 1 / a must stay finite, or the
+     * rounding could overflow and the byte stored would not be the q that xq used */
+    a[0] = top0 > 1e-30f ? top0 / 127.0f : 1.0f;
+    a[1] = top1 > 1e-30f ? top1 / 127.0f : 1.0f;
     __m512 va0 = _mm512_set1_ps(a[0]), vinv0 = _mm512_set1_ps(1.0f / a[0]);
     __m512 va1 = _mm512_set1_ps(a[1]), vinv1 = _mm512_set1_ps(1.0f / a[1]);
-    __m512i lim = _mm512_set1_epi32(127), nlim = _mm512_set1_epi32(-127), off = _mm512_set1_epi32(128);
+    __m512 o0 = _mm512_set1_ps(128.0f * a[0]), o1 = _mm512_set1_ps(128.0f * a[1]);
+    __m512 off = _mm512_set1_ps(128.0f);
     __m512 sx0 = _mm512_setzero_ps(), se0 = sx0, sx1 = sx0, se1 = sx0;
     for (int j = 0; j < wq; j += 16) {
         __mmask16 m = j + 16 <= w ? 0xffff : (j < w ? (__mmask16)((1u << (w - j)) - 1) : 0);
         __mmask16 st = j + 16 <= wq ? 0xffff : (__mmask16)((1u << (wq - j)) - 1);
         __m512 v0 = _mm512_maskz_loadu_ps(m, x0 + j), v1 = _mm512_maskz_loadu_ps(m, x1 + j);
-        __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, vinv0));     /* round to nearest even */
-        __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, vinv1));
-        i0 = _mm512_max_epi32(_mm512_min_epi32(i0, lim), nlim);
-        i1 = _mm512_max_epi32(_mm512_min_epi32(i1, lim), nlim);
-        __m512 xq0 = _mm512_mul_ps(va0, _mm512_cvtepi32_ps(i0)), e0 = _mm512_sub_ps(v0, xq0);
-        __m512 xq1 = _mm512_mul_ps(va1, _mm512_cvtepi32_ps(i1)), e1 = _mm512_sub_ps(v1, xq1);
+        __m512i i0 = _mm512_cvtps_epi32(_mm512_fmadd_ps(v0, vinv0, off));
+        __m512i i1 = _mm512_cvtps_epi32(_mm512_fmadd_ps(v1, vinv1, off));
+        /* xq = a (q - 128): one rounding, the same value as a times the integer q - 128 */
+        __m512 xq0 = _mm512_fmsub_ps(va0, _mm512_cvtepi32_ps(i0), o0), e0 = _mm512_sub_ps(v0, xq0);
+        __m512 xq1 = _mm512_fmsub_ps(va1, _mm512_cvtepi32_ps(i1), o1), e1 = _mm512_sub_ps(v1, xq1);
         sx0 = _mm512_fmadd_ps(xq0, xq0, sx0); sx1 = _mm512_fmadd_ps(xq1, xq1, sx1);
         se0 = _mm512_fmadd_ps(e0, e0, se0); se1 = _mm512_fmadd_ps(e1, e1, se1);
-        _mm_mask_storeu_epi8(q0 + j, st, _mm512_cvtepi32_epi8(_mm512_add_epi32(i0, off)));
-        _mm_mask_storeu_epi8(q1 + j, st, _mm512_cvtepi32_epi8(_mm512_add_epi32(i1, off)));
+        _mm_mask_storeu_epi8(q0 + j, st, _mm512_cvtepi32_epi8(i0));
+        _mm_mask_storeu_epi8(q1 + j, st, _mm512_cvtepi32_epi8(i1));
     }
-    /* past w, q = 0 -> qx = 128 against qc = 0 in the packing: no effect on the dots */
+    /* past w, v = 0 -> qx = 128 against qc = 0 in the packing: no effect on the dots */
     xqn[0] = sqrtf(_mm512_reduce_add_ps(sx0)) * 1.0001f;
     xqn[1] = sqrtf(_mm512_reduce_add_ps(sx1)) * 1.0001f;
     exn[0] = sqrtf(_mm512_reduce_add_ps(se0)) * 1.0001f + 1e-30f;
